@@ -1,6 +1,7 @@
 //! `slicelab`: the native command line of Slicelab.
 
 mod proxy;
+mod reconcile;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ const USAGE: &str = "usage:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("reconcile") => reconcile::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => Ok(format!("{USAGE}\n")),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),

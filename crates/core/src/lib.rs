@@ -2,6 +2,7 @@
 //! controllers), written from `shared/spec/endpointslice-controller.md` on the real `k8s-openapi` types.
 //! No web dependencies: everything here is tested natively and compiles to wasm32 unchanged.
 
+pub mod case;
 pub mod controller;
 pub mod input;
 pub mod ip;

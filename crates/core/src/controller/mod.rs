@@ -20,3 +20,11 @@ pub const ANNOTATION_TOPOLOGY_HINTS_DEPRECATED: &str = "service.kubernetes.io/to
 pub const DEFAULT_MAX_ENDPOINTS_PER_SLICE: usize = 100;
 /// Limits the flag validation accepts.
 pub const MAX_ENDPOINTS_PER_SLICE_RANGE: std::ops::RangeInclusive<usize> = 1..=1000;
+
+pub mod desired;
+pub mod plan;
+pub mod reconciler;
+pub mod slices;
+pub mod store;
+pub mod topology;
+pub mod trafficdist;
