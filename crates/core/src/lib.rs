@@ -4,6 +4,7 @@
 
 pub mod case;
 pub mod controller;
+pub mod fixtures;
 pub mod input;
 pub mod ip;
 pub mod proxy;

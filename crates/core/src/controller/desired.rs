@@ -122,6 +122,20 @@ impl EndpointKey {
         };
         EndpointKey { addresses, hostname: ep.hostname.clone().unwrap_or_default(), namespace, name }
     }
+
+    /// An endpoint carrying just this identity.
+    pub fn to_endpoint(&self) -> Endpoint {
+        Endpoint {
+            addresses: self.addresses.clone(),
+            hostname: (!self.hostname.is_empty()).then(|| self.hostname.clone()),
+            target_ref: Some(ObjectReference {
+                namespace: Some(self.namespace.clone()),
+                name: Some(self.name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 }
 
 /// §3.5: an endpoint found in an existing slice is "changed" when nodeName, zone, a condition (nil is
@@ -193,46 +207,129 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_ty
     }
 }
 
+/// Hash of an endpoint's identity (§3.5), computed without allocating.
+fn identity_hash(ep: &Endpoint) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    if ep.addresses.len() > 1 {
+        let mut a: Vec<&str> = ep.addresses.iter().map(String::as_str).collect();
+        a.sort_unstable();
+        a.hash(&mut h);
+    } else {
+        for a in &ep.addresses {
+            a.as_str().hash(&mut h);
+        }
+    }
+    ep.hostname.as_deref().unwrap_or("").hash(&mut h);
+    let r = ep.target_ref.as_ref();
+    r.and_then(|r| r.namespace.as_deref()).unwrap_or("").hash(&mut h);
+    r.and_then(|r| r.name.as_deref()).unwrap_or("").hash(&mut h);
+    h.finish()
+}
+
+/// Whether two endpoints have the same identity (§3.5).
+pub fn same_identity(a: &Endpoint, b: &Endpoint) -> bool {
+    let ra = a.target_ref.as_ref();
+    let rb = b.target_ref.as_ref();
+    let addresses_equal = if a.addresses.len() <= 1 || b.addresses.len() <= 1 {
+        a.addresses == b.addresses
+    } else {
+        let mut x: Vec<&String> = a.addresses.iter().collect();
+        let mut y: Vec<&String> = b.addresses.iter().collect();
+        x.sort_unstable();
+        y.sort_unstable();
+        x == y
+    };
+    addresses_equal
+        && a.hostname.as_deref().unwrap_or("") == b.hostname.as_deref().unwrap_or("")
+        && ra.and_then(|r| r.namespace.as_deref()).unwrap_or("") == rb.and_then(|r| r.namespace.as_deref()).unwrap_or("")
+        && ra.and_then(|r| r.name.as_deref()).unwrap_or("") == rb.and_then(|r| r.name.as_deref()).unwrap_or("")
+}
+
 /// A set of desired endpoints keyed by identity, which hands its endpoints out in insertion order
-/// (`PopAny`): deterministic, and one of the orders Go's map iteration can produce.
+/// (`PopAny`): deterministic, and one of the orders Go's map iteration can produce. Lookups hash the
+/// identity without allocating and verify it against the stored endpoint.
 #[derive(Clone, Debug, Default)]
 pub struct EndpointSet {
     entries: Vec<Option<Endpoint>>,
-    index: FxHashMap<EndpointKey, usize>,
+    /// identity hash → index of a live entry; further live entries with the same hash are in `more`.
+    index: FxHashMap<u64, usize>,
+    more: FxHashMap<u64, Vec<usize>>,
     len: usize,
     cursor: usize,
 }
 
 impl EndpointSet {
-    /// Insert, replacing an endpoint of the same identity in place.
-    pub fn insert(&mut self, ep: Endpoint) {
-        let key = EndpointKey::of(&ep);
-        match self.index.get(&key) {
-            Some(&i) => {
-                if self.entries[i].is_none() {
-                    self.len += 1;
-                }
-                self.entries[i] = Some(ep);
-            }
-            None => {
-                self.index.insert(key, self.entries.len());
-                self.entries.push(Some(ep));
-                self.len += 1;
+    fn find(&self, h: u64, ep: &Endpoint) -> Option<usize> {
+        let live = |i: usize| self.entries[i].as_ref().is_some_and(|e| same_identity(e, ep));
+        if let Some(&i) = self.index.get(&h) {
+            if live(i) {
+                return Some(i);
             }
         }
+        self.more.get(&h).and_then(|v| v.iter().copied().find(|&i| live(i)))
+    }
+
+    fn unindex(&mut self, h: u64, i: usize) {
+        if self.index.get(&h) == Some(&i) {
+            self.index.remove(&h);
+            if let Some(v) = self.more.get_mut(&h) {
+                if let Some(j) = v.pop() {
+                    self.index.insert(h, j);
+                }
+                if v.is_empty() {
+                    self.more.remove(&h);
+                }
+            }
+        } else if let Some(v) = self.more.get_mut(&h) {
+            v.retain(|&j| j != i);
+            if v.is_empty() {
+                self.more.remove(&h);
+            }
+        }
+    }
+
+    /// Insert, replacing an endpoint of the same identity in place.
+    pub fn insert(&mut self, ep: Endpoint) {
+        let h = identity_hash(&ep);
+        if let Some(i) = self.find(h, &ep) {
+            self.entries[i] = Some(ep);
+            return;
+        }
+        let i = self.entries.len();
+        self.entries.push(Some(ep));
+        self.len += 1;
+        match self.index.entry(h) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.more.entry(h).or_default().push(i),
+        }
+    }
+
+    /// The desired endpoint with the same identity as `ep`.
+    pub fn get_matching(&self, ep: &Endpoint) -> Option<&Endpoint> {
+        self.find(identity_hash(ep), ep).and_then(|i| self.entries[i].as_ref())
+    }
+
+    /// Take out the desired endpoint with the same identity as `ep`.
+    pub fn remove_matching(&mut self, ep: &Endpoint) -> Option<Endpoint> {
+        let h = identity_hash(ep);
+        let i = self.find(h, ep)?;
+        self.unindex(h, i);
+        let out = self.entries[i].take();
+        if out.is_some() {
+            self.len -= 1;
+        }
+        out
     }
 
     pub fn get(&self, key: &EndpointKey) -> Option<&Endpoint> {
-        self.index.get(key).and_then(|&i| self.entries[i].as_ref())
+        self.get_matching(&key.to_endpoint())
     }
 
     pub fn remove(&mut self, key: &EndpointKey) -> Option<Endpoint> {
-        let i = *self.index.get(key)?;
-        let ep = self.entries[i].take();
-        if ep.is_some() {
-            self.len -= 1;
-        }
-        ep
+        self.remove_matching(&key.to_endpoint())
     }
 
     pub fn pop_any(&mut self) -> Option<Endpoint> {
@@ -240,6 +337,7 @@ impl EndpointSet {
             let i = self.cursor;
             self.cursor += 1;
             if let Some(ep) = self.entries[i].take() {
+                self.unindex(identity_hash(&ep), i);
                 self.len -= 1;
                 return Some(ep);
             }

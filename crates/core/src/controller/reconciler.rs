@@ -9,7 +9,7 @@ use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 use serde::Serialize;
 
 use super::desired::{
-    address_types_for_service, desired_endpoints, endpoint_changed, AddressType, EndpointKey, EndpointSet, PortMapKey,
+    address_types_for_service, desired_endpoints, endpoint_changed, AddressType, EndpointSet, PortMapKey,
 };
 use super::plan::{eps, eps_mut, Cause, Event, Planned, SliceInfo};
 use super::slices::{new_slice, owned_by, placeholder_equal, slice_labels};
@@ -268,19 +268,19 @@ impl Reconciler {
             .chain(to_delete.iter())
             .filter_map(|p| p.slice.metadata.name.as_deref())
             .collect();
-        let unchanged: Vec<EndpointSlice> = existing
+        let unchanged: Vec<&EndpointSlice> = existing
             .iter()
             .filter(|s| !update_names.contains(s.metadata.name.as_deref().unwrap_or("")))
-            .map(|s| (*s).clone())
+            .copied()
             .collect();
         let mut si = SliceInfo {
             service_key: service_key(svc),
             address_type: at.as_str().into(),
             to_create,
             to_update,
-            unchanged,
+            unchanged: Vec::new(),
         };
-        self.apply_hints(svc, &mut si, result);
+        self.apply_hints(svc, &mut si, &unchanged, result);
 
         // Step 7: finalize.
         let calls = finalize(svc, si.to_create, si.to_update, to_delete, trigger_time);
@@ -338,10 +338,9 @@ impl Reconciler {
             let mut kept = Vec::with_capacity(eps(s).len());
             let mut changed = false;
             for ep in eps(s) {
-                let key = EndpointKey::of(ep);
-                if let Some(d) = desired.get(&key) {
+                if let Some(d) = desired.get_matching(ep) {
                     changed |= endpoint_changed(d, ep);
-                    if let Some(d) = desired.remove(&key) {
+                    if let Some(d) = desired.remove_matching(ep) {
                         kept.push(d);
                     }
                 }
@@ -405,10 +404,24 @@ impl Reconciler {
     }
 
     /// §5 step 6: topology hints (§8), or their removal, or trafficDistribution hints (§9).
-    fn apply_hints(&mut self, svc: &Service, si: &mut SliceInfo, result: &mut ReconcileResult) {
+    /// The unchanged slices are cloned into `si` only when hints are in use; when hints are only being
+    /// stripped, just the unchanged slices that carry hints are copied.
+    fn apply_hints(
+        &mut self,
+        svc: &Service,
+        si: &mut SliceInfo,
+        unchanged: &[&EndpointSlice],
+        result: &mut ReconcileResult,
+    ) {
         let annotation = hints_enabled(svc);
         let td_value = svc.spec.as_ref().and_then(|s| s.traffic_distribution.as_deref());
         let td = heuristic(td_value, self.options.prefer_same_traffic_distribution).filter(|_| !annotation);
+        let uses_hints = td.is_some() || (annotation && self.topology.is_some());
+        if uses_hints {
+            si.unchanged = unchanged.iter().map(|s| (*s).clone()).collect();
+        } else {
+            si.unchanged = unchanged.iter().filter(|s| eps(s).iter().any(|e| e.hints.is_some())).map(|s| (*s).clone()).collect();
+        }
         match self.topology.as_mut() {
             Some(tc) if annotation => {
                 result.events.extend(tc.add_hints(si));
