@@ -10,6 +10,7 @@ pub mod ip;
 pub mod proxy;
 pub mod quantity;
 pub mod rng;
+pub mod sim;
 
 pub use k8s_openapi;
 

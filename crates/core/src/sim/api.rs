@@ -1,0 +1,269 @@
+//! The simulated API server: objects by kind and key, resourceVersions, generations, and the watch
+//! events each write produces.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+
+/// The kinds the simulation stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Node,
+    Pod,
+    Service,
+    EndpointSlice,
+    Endpoints,
+}
+
+/// Any stored object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Obj {
+    Node(Node),
+    Pod(Pod),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Endpoints(Endpoints),
+}
+
+impl Obj {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Obj::Node(_) => Kind::Node,
+            Obj::Pod(_) => Kind::Pod,
+            Obj::Service(_) => Kind::Service,
+            Obj::EndpointSlice(_) => Kind::EndpointSlice,
+            Obj::Endpoints(_) => Kind::Endpoints,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Obj::Node(o) => &o.metadata,
+            Obj::Pod(o) => &o.metadata,
+            Obj::Service(o) => &o.metadata,
+            Obj::EndpointSlice(o) => &o.metadata,
+            Obj::Endpoints(o) => &o.metadata,
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Obj::Node(o) => &mut o.metadata,
+            Obj::Pod(o) => &mut o.metadata,
+            Obj::Service(o) => &mut o.metadata,
+            Obj::EndpointSlice(o) => &mut o.metadata,
+            Obj::Endpoints(o) => &mut o.metadata,
+        }
+    }
+
+    /// "namespace/name", or "name" for cluster-scoped objects.
+    pub fn key(&self) -> String {
+        key_of(self.meta())
+    }
+
+    /// The object as JSON, in the shape `kubectl get -o json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = match self {
+            Obj::Node(o) => serde_json::to_value(o),
+            Obj::Pod(o) => serde_json::to_value(o),
+            Obj::Service(o) => serde_json::to_value(o),
+            Obj::EndpointSlice(o) => serde_json::to_value(o),
+            Obj::Endpoints(o) => serde_json::to_value(o),
+        };
+        r.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub fn key_of(m: &ObjectMeta) -> String {
+    match m.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{}", m.name.as_deref().unwrap_or("")),
+        _ => m.name.clone().unwrap_or_default(),
+    }
+}
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatchType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A watch event: the object after the write (or as it was, for a delete).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    pub type_: WatchType,
+    pub obj: Obj,
+}
+
+/// The API server's store.
+#[derive(Clone, Debug)]
+pub struct ApiServer {
+    objects: BTreeMap<(Kind, String), Obj>,
+    resource_version: u64,
+    uid_counter: u64,
+    rng: Rng,
+    /// Writes by kind and verb, for the summary.
+    pub writes: BTreeMap<String, u64>,
+    /// Bytes of every write's object, times the watchers that receive it, per kind.
+    pub watch_bytes: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    NotFound(String),
+    AlreadyExists(String),
+    Conflict(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::NotFound(k) => write!(f, "{k} not found"),
+            ApiError::AlreadyExists(k) => write!(f, "{k} already exists"),
+            ApiError::Conflict(k) => write!(f, "{k}: the object has been modified"),
+        }
+    }
+}
+
+impl ApiServer {
+    pub fn new(seed: u64) -> Self {
+        ApiServer {
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            uid_counter: 0,
+            rng: Rng::new(seed ^ 0xA11),
+            writes: BTreeMap::new(),
+            watch_bytes: BTreeMap::new(),
+        }
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    fn count(&mut self, kind: Kind, verb: &str) {
+        *self.writes.entry(format!("{verb} {kind:?}")).or_insert(0) += 1;
+    }
+
+    /// Create; a missing name is generated from `generateName`.
+    pub fn create(&mut self, mut obj: Obj) -> Result<WatchEvent, ApiError> {
+        let kind = obj.kind();
+        if obj.meta().name.as_deref().unwrap_or("").is_empty() {
+            let prefix = obj.meta().generate_name.clone().unwrap_or_default();
+            loop {
+                let name = format!("{prefix}{}", self.rng.name_suffix());
+                let mut probe = obj.meta().clone();
+                probe.name = Some(name.clone());
+                if !self.objects.contains_key(&(kind, key_of(&probe))) {
+                    obj.meta_mut().name = Some(name);
+                    break;
+                }
+            }
+        }
+        let key = obj.key();
+        if self.objects.contains_key(&(kind, key.clone())) {
+            return Err(ApiError::AlreadyExists(key));
+        }
+        self.resource_version += 1;
+        self.uid_counter += 1;
+        let rv = self.resource_version;
+        let uid = self.uid_counter;
+        let m = obj.meta_mut();
+        m.resource_version = Some(rv.to_string());
+        if m.uid.is_none() {
+            m.uid = Some(format!("uid-{uid:06}"));
+        }
+        m.generation = Some(1);
+        self.objects.insert((kind, key), obj.clone());
+        self.count(kind, "create");
+        Ok(WatchEvent { type_: WatchType::Added, obj })
+    }
+
+    /// Update (unconditional: the simulation's clients never race). The generation rises by one.
+    pub fn update(&mut self, mut obj: Obj) -> Result<WatchEvent, ApiError> {
+        let kind = obj.kind();
+        let key = obj.key();
+        let prev = self.objects.get(&(kind, key.clone())).ok_or_else(|| ApiError::NotFound(key.clone()))?;
+        let pm = prev.meta().clone();
+        self.resource_version += 1;
+        let m = obj.meta_mut();
+        m.resource_version = Some(self.resource_version.to_string());
+        m.uid = pm.uid.clone();
+        m.generation = Some(pm.generation.unwrap_or(0) + 1);
+        if m.creation_timestamp.is_none() {
+            m.creation_timestamp = pm.creation_timestamp.clone();
+        }
+        self.objects.insert((kind, key), obj.clone());
+        self.count(kind, "update");
+        Ok(WatchEvent { type_: WatchType::Modified, obj })
+    }
+
+    pub fn delete(&mut self, kind: Kind, key: &str) -> Result<WatchEvent, ApiError> {
+        let obj = self.objects.remove(&(kind, key.to_string())).ok_or_else(|| ApiError::NotFound(key.to_string()))?;
+        self.resource_version += 1;
+        self.count(kind, "delete");
+        Ok(WatchEvent { type_: WatchType::Deleted, obj })
+    }
+
+    pub fn get(&self, kind: Kind, key: &str) -> Option<&Obj> {
+        self.objects.get(&(kind, key.to_string()))
+    }
+
+    /// Every object of a kind, sorted by key.
+    pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
+        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| o)
+    }
+
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None })
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.list(Kind::Service).filter_map(|o| if let Obj::Service(s) = o { Some(s) } else { None })
+    }
+
+    pub fn slices(&self) -> impl Iterator<Item = &EndpointSlice> {
+        self.list(Kind::EndpointSlice).filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+    }
+
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
+        self.list(Kind::Endpoints).filter_map(|o| if let Obj::Endpoints(s) = o { Some(s) } else { None })
+    }
+
+    pub fn pod(&self, key: &str) -> Option<&Pod> {
+        match self.get(Kind::Pod, key) {
+            Some(Obj::Pod(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        match self.get(Kind::Node, name) {
+            Some(Obj::Node(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn service(&self, key: &str) -> Option<&Service> {
+        match self.get(Kind::Service, key) {
+            Some(Obj::Service(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Count the bytes a watcher receives for this event.
+    pub fn account_watch(&mut self, ev: &WatchEvent, watchers: u64) {
+        let bytes = serde_json::to_vec(&ev.obj.to_json()).map(|v| v.len() as u64).unwrap_or(0);
+        *self.watch_bytes.entry(format!("{:?}", ev.obj.kind())).or_insert(0) += bytes * watchers;
+    }
+}

@@ -1,0 +1,718 @@
+//! A deterministic cluster simulation: Nodes, workloads and their Pods with a whole life, Services, an
+//! API server with resourceVersions and watch events, the EndpointSlice controller behind its own
+//! informer and work queue, and per-node kube-proxy views that sync on their own clocks. Time is
+//! virtual (milliseconds); randomness comes from one seeded PRNG; every change in the log carries its
+//! cause. The same scenario, seed and actions always give the same run.
+
+pub mod actions;
+pub mod api;
+pub mod scenario;
+mod world;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Serialize;
+
+pub use actions::Action;
+use api::{ApiServer, Kind, Obj, WatchEvent};
+use scenario::{Scenario, TimedAction};
+
+use crate::controller::reconciler::{ApiCall, Reconciler, ReconcilerOptions};
+use crate::rng::Rng;
+
+/// Propagation and controller settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub max_endpoints_per_slice: usize,
+    pub batch_period_ms: u64,
+    pub api_latency_ms: u64,
+    pub watch_latency_ms: u64,
+    pub min_sync_period_ms: u64,
+    pub eviction_timeout_ms: u64,
+    pub node_monitor_grace_ms: u64,
+    pub schedule_delay_ms: u64,
+    pub container_start_ms: u64,
+    pub probe_period_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_endpoints_per_slice: 100,
+            batch_period_ms: 0,
+            api_latency_ms: 20,
+            watch_latency_ms: 50,
+            min_sync_period_ms: 1000,
+            eviction_timeout_ms: 300_000,
+            node_monitor_grace_ms: 40_000,
+            schedule_delay_ms: 100,
+            container_start_ms: 1500,
+            probe_period_ms: 1000,
+        }
+    }
+}
+
+/// Who receives watch events.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Watcher {
+    Controller,
+    Proxy(String),
+}
+
+/// Something scheduled to happen.
+#[derive(Clone, Debug)]
+pub(crate) enum Ev {
+    Action(Action),
+    WorkloadSync(String),
+    PodScheduled(String),
+    PodStarted(String),
+    Probe(String),
+    PodCrash(String),
+    PodGone(String),
+    NodeGrace(String),
+    NodeEvict(String),
+    Deliver(Watcher, WatchEvent),
+    ControllerSync(String),
+    ControllerWrites(String, Vec<ApiCall>, usize),
+    ProxySync(String),
+}
+
+impl Ev {
+    fn is_propagation(&self) -> bool {
+        matches!(self, Ev::Deliver(..) | Ev::ControllerSync(_) | Ev::ControllerWrites(..) | Ev::ProxySync(_))
+    }
+}
+
+/// One line of the why-log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    /// Milliseconds of virtual time.
+    pub t: u64,
+    /// Who acted: "action", "kubelet", "scheduler", "workload", "node-lifecycle", "apiserver",
+    /// "endpointslice-controller", "kube-proxy/<node>".
+    pub actor: String,
+    pub what: String,
+    /// Why: the action, the reconciler step and API call, the proxy sync.
+    pub cause: String,
+}
+
+/// An informer's local cache.
+#[derive(Clone, Debug, Default)]
+pub struct Informer {
+    pub objects: BTreeMap<(Kind, String), Obj>,
+    pub connected: bool,
+}
+
+impl Informer {
+    fn apply(&mut self, ev: &WatchEvent) {
+        let key = (ev.obj.kind(), ev.obj.key());
+        match ev.type_ {
+            api::WatchType::Deleted => {
+                self.objects.remove(&key);
+            }
+            _ => {
+                self.objects.insert(key, ev.obj.clone());
+            }
+        }
+    }
+
+    fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
+        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| o)
+    }
+}
+
+/// The tracker of §2: the generation the controller last wrote per slice, or an expected deletion.
+#[derive(Clone, Debug, Default)]
+pub struct SliceTracker {
+    by_service: BTreeMap<String, BTreeMap<String, Option<i64>>>,
+}
+
+impl SliceTracker {
+    fn record(&mut self, svc: &str, slice: &str, generation: Option<i64>) {
+        self.by_service.entry(svc.to_string()).or_default().insert(slice.to_string(), generation);
+    }
+
+    /// §2.3 stale-cache check against the slices listed from the informer.
+    fn stale(&self, svc: &str, listed: &[EndpointSlice]) -> bool {
+        let tracked = match self.by_service.get(svc) {
+            Some(t) => t,
+            None => return false,
+        };
+        let mut seen = BTreeSet::new();
+        for s in listed {
+            let name = s.metadata.name.as_deref().unwrap_or("");
+            seen.insert(name);
+            match tracked.get(name) {
+                Some(None) => return true,
+                Some(Some(g)) if s.metadata.generation.unwrap_or(0) < *g => return true,
+                _ => {}
+            }
+        }
+        tracked.iter().any(|(name, g)| g.is_some() && !seen.contains(name.as_str()))
+    }
+
+    fn newer_or_untracked(&self, svc: &str, slice: &EndpointSlice) -> bool {
+        let name = slice.metadata.name.as_deref().unwrap_or("");
+        match self.by_service.get(svc).and_then(|t| t.get(name)) {
+            None => true,
+            Some(None) => false,
+            Some(Some(g)) => slice.metadata.generation.unwrap_or(0) > *g,
+        }
+    }
+
+    fn deleted(&mut self, svc: &str, slice: &str) -> bool {
+        match self.by_service.get_mut(svc).and_then(|t| t.remove(slice)) {
+            Some(None) => false,
+            _ => true, // unexpected
+        }
+    }
+}
+
+/// The EndpointSlice controller as the simulation runs it.
+#[derive(Clone, Debug)]
+pub struct SliceController {
+    pub informer: Informer,
+    pub reconciler: Reconciler,
+    pub tracker: SliceTracker,
+    /// Service key → when its sync is due.
+    pub queue: BTreeMap<String, u64>,
+    /// Services whose writes are in flight.
+    pub busy: BTreeSet<String>,
+    pub syncs: u64,
+}
+
+/// A node's kube-proxy: its informer and the view it last programmed.
+#[derive(Clone, Debug, Default)]
+pub struct NodeProxy {
+    pub informer: Informer,
+    pub last_sync_start: Option<u64>,
+    pub sync_scheduled: bool,
+    /// Service key → the slices it saw at its last sync.
+    pub programmed: BTreeMap<String, Vec<EndpointSlice>>,
+    pub synced_at: Option<u64>,
+    pub syncs: u64,
+}
+
+/// The whole simulated cluster.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    pub now: u64,
+    pub config: Config,
+    pub api: ApiServer,
+    pub controller: SliceController,
+    pub proxies: BTreeMap<String, NodeProxy>,
+    pub(crate) world: world::World,
+    pub log: Vec<LogEntry>,
+    pub(crate) rng: Rng,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Ev>,
+    seq: u64,
+    /// Violations found by the write-time checks (they never panic; tests assert this is empty).
+    pub violations: Vec<String>,
+    hash: u64,
+}
+
+impl Sim {
+    /// Build the initial world of a scenario; its timed actions are scheduled.
+    pub fn new(sc: &Scenario) -> Result<Sim, String> {
+        Self::with_actions(sc, &[])
+    }
+
+    /// A scenario plus extra actions (for example from a URL or `--actions`).
+    pub fn with_actions(sc: &Scenario, extra: &[TimedAction]) -> Result<Sim, String> {
+        sc.validate()?;
+        let mut config = Config::default();
+        let p = &sc.config;
+        if let Some(v) = p.max_endpoints_per_slice {
+            config.max_endpoints_per_slice = v;
+        }
+        if let Some(v) = p.batch_period {
+            config.batch_period_ms = v.0;
+        }
+        if let Some(v) = p.api_latency {
+            config.api_latency_ms = v.0;
+        }
+        if let Some(v) = p.watch_latency {
+            config.watch_latency_ms = v.0;
+        }
+        if let Some(v) = p.min_sync_period {
+            config.min_sync_period_ms = v.0;
+        }
+        if let Some(v) = p.eviction_timeout {
+            config.eviction_timeout_ms = v.0;
+        }
+        if let Some(v) = p.node_monitor_grace {
+            config.node_monitor_grace_ms = v.0;
+        }
+        let reconciler = Reconciler::new(ReconcilerOptions {
+            max_endpoints_per_slice: config.max_endpoints_per_slice,
+            ..Default::default()
+        });
+        let mut sim = Sim {
+            now: 0,
+            api: ApiServer::new(sc.seed),
+            controller: SliceController {
+                informer: Informer { connected: true, ..Default::default() },
+                reconciler,
+                tracker: SliceTracker::default(),
+                queue: BTreeMap::new(),
+                busy: BTreeSet::new(),
+                syncs: 0,
+            },
+            proxies: BTreeMap::new(),
+            world: world::World::default(),
+            log: Vec::new(),
+            rng: Rng::new(sc.seed),
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            seq: 0,
+            violations: Vec::new(),
+            hash: 0xcbf2_9ce4_8422_2325,
+            config,
+        };
+        world::build(&mut sim, sc)?;
+        let mut actions: Vec<&TimedAction> = sc.actions.iter().chain(extra.iter()).collect();
+        actions.sort_by_key(|a| a.at.0);
+        for a in actions {
+            sim.schedule(a.at.0, Ev::Action(a.action.clone()));
+        }
+        Ok(sim)
+    }
+
+    pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    pub(crate) fn log(&mut self, actor: &str, what: String, cause: String) {
+        let e = LogEntry { t: self.now, actor: actor.to_string(), what, cause };
+        let line = serde_json::to_string(&e).unwrap_or_default();
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            self.hash ^= b as u64;
+            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.log.push(e);
+    }
+
+    /// The FNV-1a hash of the whole log so far (the `trace hash`).
+    pub fn trace_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The time of the next scheduled event.
+    pub fn next_time(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Process one event. Returns false when nothing is left.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse((t, seq))) = self.queue.pop() else { return false };
+        self.now = self.now.max(t);
+        if let Some(ev) = self.events.remove(&seq) {
+            self.handle(ev);
+        }
+        true
+    }
+
+    /// Run every event up to and including time `t`, then set the clock to `t`.
+    pub fn run_until(&mut self, t: u64) {
+        while let Some(next) = self.next_time() {
+            if next > t {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Apply an action now (it forks the future from here).
+    pub fn act(&mut self, action: Action) {
+        let now = self.now;
+        self.schedule(now, Ev::Action(action));
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Action(a) => world::apply_action(self, a),
+            Ev::WorkloadSync(w) => world::workload_sync(self, &w),
+            Ev::PodScheduled(p) => world::pod_scheduled(self, &p),
+            Ev::PodStarted(p) => world::pod_started(self, &p),
+            Ev::Probe(p) => world::probe(self, &p),
+            Ev::PodCrash(p) => world::pod_crash(self, &p),
+            Ev::PodGone(p) => world::pod_gone(self, &p),
+            Ev::NodeGrace(n) => world::node_grace(self, &n),
+            Ev::NodeEvict(n) => world::node_evict(self, &n),
+            Ev::Deliver(w, e) => self.deliver(w, e),
+            Ev::ControllerSync(s) => self.controller_sync(&s),
+            Ev::ControllerWrites(s, calls, max) => self.controller_writes(&s, calls, max),
+            Ev::ProxySync(n) => self.proxy_sync(&n),
+        }
+    }
+
+    /// Send a write's watch event to every watcher, each after the watch latency.
+    pub(crate) fn fan_out(&mut self, ev: WatchEvent) {
+        let kind = ev.obj.kind();
+        let mut watchers = vec![Watcher::Controller];
+        if matches!(kind, Kind::Service | Kind::EndpointSlice) {
+            watchers.extend(self.proxies.keys().cloned().map(Watcher::Proxy));
+        }
+        self.api.account_watch(&ev, watchers.len() as u64);
+        let at = self.now + self.config.watch_latency_ms;
+        for w in watchers {
+            self.schedule(at, Ev::Deliver(w, ev.clone()));
+        }
+    }
+
+    /// Write to the API server and fan the event out; failures are logged, never panics.
+    pub(crate) fn write(&mut self, verb: &str, obj: Obj, actor: &str, cause: &str) -> Option<Obj> {
+        let what = format!("{verb} {:?} {}", obj.kind(), obj.key());
+        let r = match verb {
+            "create" => self.api.create(obj),
+            "update" => self.api.update(obj),
+            _ => {
+                let k = obj.kind();
+                let key = obj.key();
+                self.api.delete(k, &key)
+            }
+        };
+        match r {
+            Ok(ev) => {
+                let stored = ev.obj.clone();
+                let what = if verb == "create" { format!("create {:?} {}", stored.kind(), stored.key()) } else { what };
+                self.log(actor, what, cause.to_string());
+                self.fan_out(ev);
+                Some(stored)
+            }
+            Err(e) => {
+                self.log(actor, format!("{what} failed: {e}"), cause.to_string());
+                None
+            }
+        }
+    }
+
+    fn deliver(&mut self, w: Watcher, ev: WatchEvent) {
+        match w {
+            Watcher::Controller => {
+                if !self.controller.informer.connected {
+                    return;
+                }
+                let old = self.controller.informer.objects.get(&(ev.obj.kind(), ev.obj.key())).cloned();
+                self.controller.informer.apply(&ev);
+                self.controller_handle(&ev, old.as_ref());
+            }
+            Watcher::Proxy(node) => {
+                let Some(p) = self.proxies.get_mut(&node) else { return };
+                if !p.informer.connected {
+                    return;
+                }
+                p.informer.apply(&ev);
+                self.proxy_changed(&node);
+            }
+        }
+    }
+
+    /// Relist a proxy's informer from the API server (after its watch is restored).
+    pub(crate) fn relist_proxy(&mut self, node: &str) {
+        let objs: Vec<Obj> =
+            self.api.list(Kind::Service).chain(self.api.list(Kind::EndpointSlice)).cloned().collect();
+        if let Some(p) = self.proxies.get_mut(node) {
+            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), o)).collect();
+            p.informer.connected = true;
+        }
+        self.proxy_changed(node);
+    }
+
+    // ---- the EndpointSlice controller ----
+
+    fn enqueue(&mut self, svc: &str, delay: u64) {
+        let due = self.now + delay;
+        match self.controller.queue.get(svc) {
+            Some(&d) if d <= due => {}
+            _ => {
+                self.controller.queue.insert(svc.to_string(), due);
+                self.schedule(due, Ev::ControllerSync(svc.to_string()));
+            }
+        }
+    }
+
+    fn controller_handle(&mut self, ev: &WatchEvent, old: Option<&Obj>) {
+        match &ev.obj {
+            Obj::Service(s) => {
+                let key = api::key_of(&s.metadata);
+                self.enqueue(&key, 0);
+            }
+            Obj::Pod(p) => {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                let old_labels = match old {
+                    Some(Obj::Pod(o)) => o.metadata.labels.clone().unwrap_or_default(),
+                    _ => labels.clone(),
+                };
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                let delay = self.config.batch_period_ms;
+                let targets: Vec<String> = self
+                    .controller
+                    .informer
+                    .list(Kind::Service)
+                    .filter_map(|o| if let Obj::Service(s) = o { Some(s) } else { None })
+                    .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns)
+                    .filter(|s| {
+                        s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).is_some_and(|sel| {
+                            !sel.is_empty()
+                                && (crate::controller::pods::selector_matches(sel, Some(&labels))
+                                    || crate::controller::pods::selector_matches(sel, Some(&old_labels)))
+                        })
+                    })
+                    .map(|s| api::key_of(&s.metadata))
+                    .collect();
+                for t in targets {
+                    self.enqueue(&t, delay);
+                }
+            }
+            Obj::Node(_) => {
+                let nodes: Vec<_> = self
+                    .controller
+                    .informer
+                    .list(Kind::Node)
+                    .filter_map(|o| if let Obj::Node(n) = o { Some(n.clone()) } else { None })
+                    .collect();
+                self.controller.reconciler.set_nodes(&nodes);
+                let overloaded =
+                    self.controller.reconciler.topology.as_ref().map(|t| t.overloaded_services()).unwrap_or_default();
+                for s in overloaded {
+                    self.enqueue(&s, 0);
+                }
+                // Zones are part of every endpoint: re-sync the Services with pods on this node.
+                let svcs: Vec<String> = self.api.services().map(|s| api::key_of(&s.metadata)).collect();
+                for s in svcs {
+                    self.enqueue(&s, self.config.batch_period_ms);
+                }
+            }
+            Obj::EndpointSlice(s) => {
+                let labels = s.metadata.labels.clone().unwrap_or_default();
+                let managed = labels.get(crate::controller::LABEL_MANAGED_BY).map(String::as_str)
+                    == Some(crate::controller::CONTROLLER_NAME);
+                let Some(svc) = labels.get(crate::controller::LABEL_SERVICE_NAME) else { return };
+                let key = format!("{}/{svc}", s.metadata.namespace.as_deref().unwrap_or(""));
+                let requeue = match ev.type_ {
+                    api::WatchType::Deleted => {
+                        managed && self.controller.tracker.deleted(&key, s.metadata.name.as_deref().unwrap_or(""))
+                    }
+                    _ => managed && self.controller.tracker.newer_or_untracked(&key, s),
+                };
+                if requeue {
+                    let d = self.config.batch_period_ms.max(1000);
+                    self.enqueue(&key, d);
+                }
+            }
+            Obj::Endpoints(_) => {}
+        }
+    }
+
+    fn controller_sync(&mut self, key: &str) {
+        match self.controller.queue.get(key) {
+            Some(&due) if due <= self.now => {
+                self.controller.queue.remove(key);
+            }
+            _ => return, // superseded by a later or earlier entry
+        }
+        if self.controller.busy.contains(key) {
+            // The previous sync's writes are still in flight: try again right after them.
+            let at = self.now + self.config.api_latency_ms.max(1);
+            self.controller.queue.insert(key.to_string(), at);
+            self.schedule(at, Ev::ControllerSync(key.to_string()));
+            return;
+        }
+        let inf = &self.controller.informer;
+        let svc = match inf.objects.get(&(Kind::Service, key.to_string())) {
+            Some(Obj::Service(s)) => s.clone(),
+            _ => {
+                self.controller.tracker.by_service.remove(key);
+                if let Some(t) = self.controller.reconciler.topology.as_mut() {
+                    t.forget_service(key);
+                }
+                return;
+            }
+        };
+        let spec = svc.spec.clone().unwrap_or_default();
+        if spec.type_.as_deref() == Some("ExternalName") {
+            return;
+        }
+        let Some(selector) = spec.selector.clone() else { return };
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let pods: Vec<_> = inf
+            .list(Kind::Pod)
+            .filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
+            .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
+            .filter(|p| !selector.is_empty() && crate::controller::pods::selector_matches(&selector, p.metadata.labels.as_ref()))
+            .cloned()
+            .collect();
+        let nodes: Vec<_> =
+            inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n.clone()) } else { None }).collect();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let slices: Vec<EndpointSlice> = inf
+            .list(Kind::EndpointSlice)
+            .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+            .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
+            .filter(|s| {
+                let l = s.metadata.labels.as_ref();
+                l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
+                    && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
+                        == Some(crate::controller::CONTROLLER_NAME)
+            })
+            .cloned()
+            .collect();
+        self.controller.syncs += 1;
+        if self.controller.tracker.stale(key, &slices) {
+            self.log("endpointslice-controller", format!("sync {key} failed"), "stale informer cache: retry in 1s".into());
+            self.enqueue(key, 1000);
+            return;
+        }
+        let max = self.config.max_endpoints_per_slice;
+        self.controller.reconciler.options.max_endpoints_per_slice = max;
+        let result = self.controller.reconciler.reconcile(&svc, &pods, &nodes, &slices);
+        for e in &result.events {
+            self.log("endpointslice-controller", format!("event on {key}: {}", e.line()), "topology hints".into());
+        }
+        if let Some(err) = result.error() {
+            self.log("endpointslice-controller", format!("sync {key} returned an error"), err);
+            self.enqueue(key, 1000);
+        }
+        if result.calls.is_empty() {
+            return;
+        }
+        self.controller.busy.insert(key.to_string());
+        let at = self.now + self.config.api_latency_ms;
+        self.schedule(at, Ev::ControllerWrites(key.to_string(), result.calls, max));
+    }
+
+    fn controller_writes(&mut self, key: &str, calls: Vec<ApiCall>, max: usize) {
+        self.controller.busy.remove(key);
+        for c in calls {
+            let cause = c.cause.describe();
+            let n = crate::controller::plan::eps(&c.slice).len();
+            if c.verb != crate::controller::reconciler::Verb::Delete && n > max.max(1) && n > 1000 {
+                self.violations.push(format!("t={} slice of {key} written with {n} endpoints (max {max})", self.now));
+            }
+            let verb = match c.verb {
+                crate::controller::reconciler::Verb::Create => "create",
+                crate::controller::reconciler::Verb::Update => "update",
+                crate::controller::reconciler::Verb::Delete => "delete",
+            };
+            let slice_name = c.slice.metadata.name.clone().unwrap_or_default();
+            let stored = self.write(verb, Obj::EndpointSlice(c.slice), "endpointslice-controller", &format!("{cause} ({n} endpoints)"));
+            match (verb, stored) {
+                ("delete", Some(_)) => self.controller.tracker.record(key, &slice_name, None),
+                (_, Some(Obj::EndpointSlice(s))) => {
+                    let name = s.metadata.name.clone().unwrap_or_default();
+                    self.controller.tracker.record(key, &name, s.metadata.generation);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ---- kube-proxy ----
+
+    fn proxy_changed(&mut self, node: &str) {
+        let min = self.config.min_sync_period_ms;
+        let now = self.now;
+        let Some(p) = self.proxies.get_mut(node) else { return };
+        if p.sync_scheduled {
+            return;
+        }
+        p.sync_scheduled = true;
+        let at = match p.last_sync_start {
+            Some(last) => now.max(last + min),
+            None => now,
+        };
+        self.schedule(at, Ev::ProxySync(node.to_string()));
+    }
+
+    fn proxy_sync(&mut self, node: &str) {
+        let now = self.now;
+        let Some(p) = self.proxies.get_mut(node) else { return };
+        p.sync_scheduled = false;
+        p.last_sync_start = Some(now);
+        p.synced_at = Some(now);
+        p.syncs += 1;
+        let mut view: BTreeMap<String, Vec<EndpointSlice>> = BTreeMap::new();
+        for o in p.informer.list(Kind::EndpointSlice) {
+            if let Obj::EndpointSlice(s) = o {
+                if let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) {
+                    view.entry(format!("{}/{svc}", s.metadata.namespace.as_deref().unwrap_or(""))).or_default().push(s.clone());
+                }
+            }
+        }
+        let changed = view != p.programmed;
+        p.programmed = view;
+        if changed {
+            let n: usize = p.programmed.values().flatten().map(|s| crate::controller::plan::eps(s).len()).sum();
+            self.log(&format!("kube-proxy/{node}"), format!("sync: {n} endpoints programmed"), "slice or Service change".into());
+        }
+    }
+
+    // ---- views ----
+
+    /// The controller is idle and every write has reached its informer.
+    pub fn controller_settled(&self) -> bool {
+        self.controller.queue.is_empty()
+            && self.controller.busy.is_empty()
+            && !self.events.values().any(|e| matches!(e, Ev::Deliver(Watcher::Controller, _) | Ev::ControllerWrites(..)))
+    }
+
+    /// No propagation is pending anywhere.
+    pub fn quiescent(&self) -> bool {
+        !self.events.values().any(Ev::is_propagation)
+    }
+
+    /// A one-screen summary: slices, API writes by kind, pods.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let slices: Vec<&EndpointSlice> = self.api.slices().collect();
+        let eps: usize = slices.iter().map(|s| crate::controller::plan::eps(s).len()).sum();
+        out.push_str(&format!("time: {}\n", fmt_ms(self.now)));
+        out.push_str(&format!("pods: {}\n", self.api.pods().count()));
+        out.push_str(&format!("endpointslices: {} ({} endpoints)\n", slices.len(), eps));
+        for (k, v) in &self.api.writes {
+            out.push_str(&format!("api writes: {k}: {v}\n"));
+        }
+        out.push_str(&format!("controller syncs: {}\n", self.controller.syncs));
+        let proxy_syncs: u64 = self.proxies.values().map(|p| p.syncs).sum();
+        out.push_str(&format!("kube-proxy syncs: {proxy_syncs}\n"));
+        out.push_str(&format!("log entries: {}\n", self.log.len()));
+        out
+    }
+
+    /// Checks that must hold at any time: no violations recorded at write time, no slice over the
+    /// API's 1000 endpoints, and (when the controller has settled) every matching Pod with an IP of a
+    /// family is in exactly one slice of that family.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(v) = self.violations.first() {
+            return Err(v.clone());
+        }
+        for s in self.api.slices() {
+            if crate::controller::plan::eps(s).len() > 1000 {
+                return Err(format!("slice {} holds more than 1000 endpoints", api::key_of(&s.metadata)));
+            }
+        }
+        if self.controller_settled() && self.controller.informer.connected {
+            world::check_settled(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// "1m30.250s"-style time.
+pub fn fmt_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    let frac = ms % 1000;
+    if s >= 60 {
+        format!("{}m{:02}.{:03}s", s / 60, s % 60, frac)
+    } else {
+        format!("{s}.{frac:03}s")
+    }
+}

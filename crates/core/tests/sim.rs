@@ -1,0 +1,126 @@
+//! The simulation: every built-in scenario runs with its invariants checked as it goes, runs are
+//! deterministic, and bad scenarios are clear errors.
+
+use slicelab_core::sim::scenario::{parse_duration_ms, Scenario};
+use slicelab_core::sim::{Action, Sim};
+
+fn run_checked(sc: &Scenario, until: u64, every: usize) -> Sim {
+    let mut sim = Sim::new(sc).expect("scenario builds");
+    let mut steps = 0usize;
+    while let Some(t) = sim.next_time() {
+        if t > until {
+            break;
+        }
+        sim.step();
+        steps += 1;
+        if steps % every == 0 {
+            if let Err(e) = sim.check_invariants() {
+                panic!("{}: t={}ms: {e}", sc.id, sim.now);
+            }
+        }
+    }
+    sim.run_until(until);
+    sim.check_invariants().unwrap_or_else(|e| panic!("{}: at the end: {e}", sc.id));
+    sim
+}
+
+#[test]
+fn every_builtin_scenario_keeps_its_invariants() {
+    let all = Scenario::builtin();
+    assert_eq!(all.len(), 10, "every built-in scenario parses");
+    for sc in &all {
+        let pods: u32 = sc.world.workloads.iter().map(|w| w.replicas).sum();
+        let every = if pods > 500 { 500 } else { 1 };
+        let sim = run_checked(sc, 180_000, every);
+        assert!(!sim.log.is_empty(), "{} logged nothing", sc.id);
+    }
+}
+
+#[test]
+fn scale_to_350_makes_four_slices_and_back_to_zero_leaves_a_placeholder() {
+    let sc = Scenario::by_id("scale-0-350-0").expect("built in");
+    let mut sim = Sim::new(&sc).expect("builds");
+    sim.run_until(60_000);
+    let sizes: Vec<usize> = sim.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).collect();
+    let mut sorted = sizes.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![50, 100, 100, 100]);
+    sim.run_until(300_000);
+    let sizes: Vec<usize> = sim.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).collect();
+    assert_eq!(sizes, vec![0], "one empty placeholder slice remains");
+}
+
+#[test]
+fn same_inputs_same_trace_and_seed_matters() {
+    let sc = Scenario::by_id("readiness-flap-storm").expect("built in");
+    let a = {
+        let mut s = Sim::new(&sc).expect("builds");
+        s.run_until(60_000);
+        s.trace_hash()
+    };
+    let b = {
+        let mut s = Sim::new(&sc).expect("builds");
+        s.run_until(60_000);
+        s.trace_hash()
+    };
+    assert_eq!(a, b);
+    let mut other = sc.clone();
+    other.seed += 1;
+    let mut s = Sim::new(&other).expect("builds");
+    s.run_until(60_000);
+    assert_ne!(a, s.trace_hash());
+}
+
+#[test]
+fn a_node_with_a_cut_watch_keeps_a_stale_view() {
+    let sc = Scenario::by_id("scale-0-350-0").expect("built in");
+    let mut sim = Sim::new(&sc).expect("builds");
+    sim.run_until(60_000);
+    sim.act(Action::CutWatch { node: "node-zone-a-0".into() });
+    sim.act(Action::Scale { workload: "web".into(), replicas: 10 });
+    sim.run_until(100_000);
+    let count = |sim: &Sim, node: &str| -> usize {
+        sim.proxies[node].programmed.values().flatten().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum()
+    };
+    assert_eq!(count(&sim, "node-zone-a-0"), 350, "the cut node still routes to all 350");
+    assert_eq!(count(&sim, "node-zone-b-0"), 10, "a connected node follows");
+    sim.act(Action::RestoreWatch { node: "node-zone-a-0".into() });
+    sim.run_until(103_000);
+    assert_eq!(count(&sim, "node-zone-a-0"), 10, "after the relist it catches up");
+}
+
+#[test]
+fn bad_scenarios_and_durations_are_clear_errors() {
+    assert!(Scenario::parse("{").unwrap_err().contains("JSON"));
+    assert!(Scenario::parse("{\"id\":\"x\"}").unwrap_err().contains("scenario"));
+    let bad_max = r#"{"id":"x","title":"t","description":"d","seed":1,"config":{"maxEndpointsPerSlice":0},"world":{"zones":["a"]}}"#;
+    assert!(Scenario::parse(bad_max).unwrap_err().contains("1..1000"));
+    let no_nodes = r#"{"id":"x","title":"t","description":"d","seed":1,"world":{}}"#;
+    assert!(Scenario::parse(no_nodes).unwrap_err().contains("no nodes"));
+    let bad_action = r#"{"id":"x","title":"t","description":"d","seed":1,"world":{"zones":["a"]},"actions":[{"at":"1s","action":{"type":"explode"}}]}"#;
+    assert!(Scenario::parse(bad_action).is_err());
+    assert_eq!(parse_duration_ms("10m"), Ok(600_000));
+    assert_eq!(parse_duration_ms("1500ms"), Ok(1500));
+    assert!(parse_duration_ms("soon").is_err());
+    assert!(parse_duration_ms("-1s").is_err());
+}
+
+#[test]
+fn actions_on_missing_objects_change_nothing_and_do_not_panic() {
+    let sc = Scenario::by_id("headless-dns").expect("built in");
+    let mut sim = Sim::new(&sc).expect("builds");
+    sim.run_until(30_000);
+    let before = sim.api.resource_version();
+    for a in [
+        Action::KillPod { pod: "nope".into() },
+        Action::FailNode { node: "nope".into() },
+        Action::Scale { workload: "nope".into(), replicas: 3 },
+        Action::SetMaxEndpointsPerSlice { max: 0 },
+        Action::EditService { service: "db".into(), patch: serde_json::json!({"spec": {"ports": "x"}}) },
+        Action::RestoreWatch { node: "nope".into() },
+    ] {
+        sim.act(a);
+    }
+    sim.run_until(31_000);
+    assert_eq!(sim.api.resource_version(), before, "no object changed");
+}
