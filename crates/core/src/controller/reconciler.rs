@@ -338,11 +338,9 @@ impl Reconciler {
             let mut kept = Vec::with_capacity(eps(s).len());
             let mut changed = false;
             for ep in eps(s) {
-                if let Some(d) = desired.get_matching(ep) {
-                    changed |= endpoint_changed(d, ep);
-                    if let Some(d) = desired.remove_matching(ep) {
-                        kept.push(d);
-                    }
+                if let Some(d) = desired.remove_matching(ep) {
+                    changed |= endpoint_changed(&d, ep);
+                    kept.push(d);
                 }
             }
             let (labels, labels_changed) = slice_labels(s.metadata.labels.as_ref(), svc, controller_name);
