@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod api;
 pub mod scenario;
+pub mod timeline;
 mod world;
 
 use std::cmp::Reverse;
@@ -97,6 +98,53 @@ pub struct LogEntry {
     pub what: String,
     /// Why: the action, the reconciler step and API call, the proxy sync.
     pub cause: String,
+}
+
+/// The why-log: append-only, in shared chunks, so that snapshots of the simulation share it.
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    chunks: Vec<std::sync::Arc<Vec<LogEntry>>>,
+    len: usize,
+}
+
+const LOG_CHUNK: usize = 1024;
+
+impl Log {
+    pub fn push(&mut self, e: LogEntry) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < LOG_CHUNK => std::sync::Arc::make_mut(c).push(e),
+            _ => self.chunks.push(std::sync::Arc::new(vec![e])),
+        }
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &LogEntry> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    pub fn get(&self, i: usize) -> Option<&LogEntry> {
+        self.chunks.get(i / LOG_CHUNK).and_then(|c| c.get(i % LOG_CHUNK))
+    }
+
+    pub fn last(&self) -> Option<&LogEntry> {
+        self.chunks.last().and_then(|c| c.last())
+    }
+}
+
+impl<'a> IntoIterator for &'a Log {
+    type Item = &'a LogEntry;
+    type IntoIter = Box<dyn Iterator<Item = &'a LogEntry> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
 }
 
 /// An informer's local cache.
@@ -205,7 +253,7 @@ pub struct Sim {
     pub controller: SliceController,
     pub proxies: BTreeMap<String, NodeProxy>,
     pub(crate) world: world::World,
-    pub log: Vec<LogEntry>,
+    pub log: Log,
     pub(crate) rng: Rng,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: BTreeMap<u64, Ev>,
@@ -264,7 +312,7 @@ impl Sim {
             },
             proxies: BTreeMap::new(),
             world: world::World::default(),
-            log: Vec::new(),
+            log: Log::default(),
             rng: Rng::new(sc.seed),
             queue: BinaryHeap::new(),
             events: BTreeMap::new(),
