@@ -46,12 +46,41 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// An exponentially distributed sample with the given rate (events per unit), using only basic
+    /// arithmetic so that native and wasm builds draw exactly the same numbers.
+    pub fn exponential(&mut self, rate: f64) -> f64 {
+        let u = self.next_f64().max(1e-12);
+        -ln_portable(u) / rate
+    }
+
     /// The 5-character suffix the API server appends to a `generateName`
     /// (apimachinery's `utilrand.String(5)` alphabet: no vowels, no look-alikes).
     pub fn name_suffix(&mut self) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         (0..5).map(|_| ALPHABET[self.below(ALPHABET.len() as u64) as usize] as char).collect()
     }
+}
+
+/// Natural logarithm of a positive normal number from `+ - * /` only (no platform libm), so the
+/// result is bit-identical on every target.
+pub fn ln_portable(x: f64) -> f64 {
+    if !(x > 0.0) || !x.is_finite() {
+        return f64::NAN;
+    }
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let mut term = t;
+    let mut sum = 0.0;
+    let mut k = 1.0;
+    for _ in 0..30 {
+        sum += term / k;
+        term *= t2;
+        k += 2.0;
+    }
+    exp as f64 * std::f64::consts::LN_2 + 2.0 * sum
 }
 
 #[cfg(test)]
@@ -76,6 +105,14 @@ mod tests {
             seen[r.below(7) as usize] += 1;
         }
         assert!(seen.iter().all(|&c| c > 800 && c < 1200), "{seen:?}");
+    }
+
+    #[test]
+    fn portable_ln_matches_std() {
+        for x in [1e-12, 0.001, 0.1, 0.5, 0.999, 1.0, 2.0, 10.0] {
+            assert!((ln_portable(x) - x.ln()).abs() < 1e-12, "{x}");
+        }
+        assert!(ln_portable(0.0).is_nan());
     }
 
     #[test]

@@ -500,8 +500,7 @@ pub(crate) fn pod_started(sim: &mut Sim, key: &str) {
 }
 
 fn schedule_crash(sim: &mut Sim, key: &str, rate_per_minute: f64) {
-    let u = sim.rng.next_f64().max(1e-12);
-    let minutes = -u.ln() / rate_per_minute;
+    let minutes = sim.rng.exponential(rate_per_minute);
     let at = sim.now + (minutes * 60_000.0).min(3_600_000.0 * 24.0) as u64;
     sim.schedule(at, Ev::PodCrash(key.to_string()));
 }
