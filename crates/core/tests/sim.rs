@@ -80,7 +80,7 @@ fn a_node_with_a_cut_watch_keeps_a_stale_view() {
     sim.act(Action::Scale { workload: "web".into(), replicas: 10 });
     sim.run_until(100_000);
     let count = |sim: &Sim, node: &str| -> usize {
-        sim.proxies[node].programmed.values().flatten().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum()
+        sim.proxies[node].programmed_endpoints()
     };
     assert_eq!(count(&sim, "node-zone-a-0"), 350, "the cut node still routes to all 350");
     assert_eq!(count(&sim, "node-zone-b-0"), 10, "a connected node follows");

@@ -2,6 +2,7 @@
 //! events each write produces.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -98,7 +99,8 @@ pub enum WatchType {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchEvent {
     pub type_: WatchType,
-    pub obj: Obj,
+    /// Shared: one write reaches every watcher without a copy per watcher.
+    pub obj: Arc<Obj>,
 }
 
 /// The API server's store.
@@ -182,7 +184,7 @@ impl ApiServer {
         m.generation = Some(1);
         self.objects.insert((kind, key), obj.clone());
         self.count(kind, "create");
-        Ok(WatchEvent { type_: WatchType::Added, obj })
+        Ok(WatchEvent { type_: WatchType::Added, obj: Arc::new(obj) })
     }
 
     /// Update (unconditional: the simulation's clients never race). The generation rises by one.
@@ -201,14 +203,14 @@ impl ApiServer {
         }
         self.objects.insert((kind, key), obj.clone());
         self.count(kind, "update");
-        Ok(WatchEvent { type_: WatchType::Modified, obj })
+        Ok(WatchEvent { type_: WatchType::Modified, obj: Arc::new(obj) })
     }
 
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<WatchEvent, ApiError> {
         let obj = self.objects.remove(&(kind, key.to_string())).ok_or_else(|| ApiError::NotFound(key.to_string()))?;
         self.resource_version += 1;
         self.count(kind, "delete");
-        Ok(WatchEvent { type_: WatchType::Deleted, obj })
+        Ok(WatchEvent { type_: WatchType::Deleted, obj: Arc::new(obj) })
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Option<&Obj> {

@@ -12,6 +12,7 @@ mod world;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
@@ -150,7 +151,7 @@ impl<'a> IntoIterator for &'a Log {
 /// An informer's local cache.
 #[derive(Clone, Debug, Default)]
 pub struct Informer {
-    pub objects: BTreeMap<(Kind, String), Obj>,
+    pub objects: BTreeMap<(Kind, String), Arc<Obj>>,
     pub connected: bool,
 }
 
@@ -167,8 +168,8 @@ impl Informer {
         }
     }
 
-    fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
-        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| o)
+    pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
+        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| &**o)
     }
 }
 
@@ -238,10 +239,32 @@ pub struct NodeProxy {
     pub informer: Informer,
     pub last_sync_start: Option<u64>,
     pub sync_scheduled: bool,
-    /// Service key → the slices it saw at its last sync.
-    pub programmed: BTreeMap<String, Vec<EndpointSlice>>,
+    /// Service key → the slices it saw at its last sync (shared with the informer).
+    pub programmed: BTreeMap<String, Vec<Arc<Obj>>>,
     pub synced_at: Option<u64>,
     pub syncs: u64,
+}
+
+impl NodeProxy {
+    /// The slices this node last programmed for a Service key.
+    pub fn programmed_slices(&self, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
+        self.programmed.get(svc).into_iter().flatten().filter_map(|o| match &**o {
+            Obj::EndpointSlice(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// How many endpoints this node last programmed, over every Service.
+    pub fn programmed_endpoints(&self) -> usize {
+        self.programmed
+            .values()
+            .flatten()
+            .map(|o| match &**o {
+                Obj::EndpointSlice(s) => crate::controller::plan::eps(s).len(),
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// The whole simulated cluster.
@@ -429,7 +452,7 @@ impl Sim {
         };
         match r {
             Ok(ev) => {
-                let stored = ev.obj.clone();
+                let stored = (*ev.obj).clone();
                 let what = if verb == "create" { format!("create {:?} {}", stored.kind(), stored.key()) } else { what };
                 self.log(actor, what, cause.to_string());
                 self.fan_out(ev);
@@ -450,7 +473,7 @@ impl Sim {
                 }
                 let old = self.controller.informer.objects.get(&(ev.obj.kind(), ev.obj.key())).cloned();
                 self.controller.informer.apply(&ev);
-                self.controller_handle(&ev, old.as_ref());
+                self.controller_handle(&ev, old.as_deref());
             }
             Watcher::Proxy(node) => {
                 let Some(p) = self.proxies.get_mut(&node) else { return };
@@ -468,7 +491,7 @@ impl Sim {
         let objs: Vec<Obj> =
             self.api.list(Kind::Service).chain(self.api.list(Kind::EndpointSlice)).cloned().collect();
         if let Some(p) = self.proxies.get_mut(node) {
-            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), o)).collect();
+            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), Arc::new(o))).collect();
             p.informer.connected = true;
         }
         self.proxy_changed(node);
@@ -488,7 +511,7 @@ impl Sim {
     }
 
     fn controller_handle(&mut self, ev: &WatchEvent, old: Option<&Obj>) {
-        match &ev.obj {
+        match &*ev.obj {
             Obj::Service(s) => {
                 let key = api::key_of(&s.metadata);
                 self.enqueue(&key, 0);
@@ -575,7 +598,7 @@ impl Sim {
             return;
         }
         let inf = &self.controller.informer;
-        let svc = match inf.objects.get(&(Kind::Service, key.to_string())) {
+        let svc = match inf.objects.get(&(Kind::Service, key.to_string())).map(|o| &**o) {
             Some(Obj::Service(s)) => s.clone(),
             _ => {
                 self.controller.tracker.by_service.remove(key);
@@ -591,15 +614,14 @@ impl Sim {
         }
         let Some(selector) = spec.selector.clone() else { return };
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let pods: Vec<_> = inf
+        let pods: Vec<&k8s_openapi::api::core::v1::Pod> = inf
             .list(Kind::Pod)
             .filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
             .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
             .filter(|p| !selector.is_empty() && crate::controller::pods::selector_matches(&selector, p.metadata.labels.as_ref()))
-            .cloned()
             .collect();
-        let nodes: Vec<_> =
-            inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n.clone()) } else { None }).collect();
+        let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
+            inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
         let name = svc.metadata.name.clone().unwrap_or_default();
         let slices: Vec<EndpointSlice> = inf
             .list(Kind::EndpointSlice)
@@ -613,15 +635,21 @@ impl Sim {
             })
             .cloned()
             .collect();
+        let stale = self.controller.tracker.stale(key, &slices);
+        let max = self.config.max_endpoints_per_slice;
+        let result = if stale {
+            None
+        } else {
+            let rec = &mut self.controller.reconciler;
+            rec.options.max_endpoints_per_slice = max;
+            Some(rec.reconcile(&svc, &pods, &nodes, &slices))
+        };
         self.controller.syncs += 1;
-        if self.controller.tracker.stale(key, &slices) {
+        let Some(result) = result else {
             self.log("endpointslice-controller", format!("sync {key} failed"), "stale informer cache: retry in 1s".into());
             self.enqueue(key, 1000);
             return;
-        }
-        let max = self.config.max_endpoints_per_slice;
-        self.controller.reconciler.options.max_endpoints_per_slice = max;
-        let result = self.controller.reconciler.reconcile(&svc, &pods, &nodes, &slices);
+        };
         for e in &result.events {
             self.log("endpointslice-controller", format!("event on {key}: {}", e.line()), "topology hints".into());
         }
@@ -687,18 +715,24 @@ impl Sim {
         p.last_sync_start = Some(now);
         p.synced_at = Some(now);
         p.syncs += 1;
-        let mut view: BTreeMap<String, Vec<EndpointSlice>> = BTreeMap::new();
-        for o in p.informer.list(Kind::EndpointSlice) {
-            if let Obj::EndpointSlice(s) = o {
+        let mut view: BTreeMap<String, Vec<Arc<Obj>>> = BTreeMap::new();
+        for ((kind, _), o) in p.informer.objects.range((Kind::EndpointSlice, String::new())..) {
+            if *kind != Kind::EndpointSlice {
+                break;
+            }
+            if let Obj::EndpointSlice(s) = &**o {
                 if let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) {
-                    view.entry(format!("{}/{svc}", s.metadata.namespace.as_deref().unwrap_or(""))).or_default().push(s.clone());
+                    view.entry(format!("{}/{svc}", s.metadata.namespace.as_deref().unwrap_or(""))).or_default().push(o.clone());
                 }
             }
         }
-        let changed = view != p.programmed;
+        let same = view.len() == p.programmed.len()
+            && view.iter().zip(p.programmed.iter()).all(|((ka, va), (kb, vb))| {
+                ka == kb && va.len() == vb.len() && va.iter().zip(vb.iter()).all(|(x, y)| Arc::ptr_eq(x, y))
+            });
         p.programmed = view;
-        if changed {
-            let n: usize = p.programmed.values().flatten().map(|s| crate::controller::plan::eps(s).len()).sum();
+        if !same {
+            let n = p.programmed_endpoints();
             self.log(&format!("kube-proxy/{node}"), format!("sync: {n} endpoints programmed"), "slice or Service change".into());
         }
     }

@@ -34,6 +34,10 @@ pub(crate) struct PodRt {
     pub running: bool,
     /// Its node failed: the process cannot answer.
     pub dead: bool,
+    pub node: Option<String>,
+    pub ips: Vec<String>,
+    /// Filled in by `live_pods` from the Pod's Ready condition.
+    pub ready: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +57,27 @@ pub(crate) struct World {
     next_node_index: u32,
     next_cluster_ip: u32,
     pod_seq: u64,
+    /// (workload, node) → bound pods, for the scheduler's spreading.
+    bound: BTreeMap<(String, String), usize>,
+    /// Workloads with a sync already scheduled (syncs are coalesced).
+    pub sync_pending: std::collections::BTreeSet<String>,
+    ips_in_use: std::collections::BTreeSet<String>,
+}
+
+impl World {
+    /// Drop a pod's runtime state (it is gone from the API), releasing its node slot and IPs.
+    pub(crate) fn forget_pod(&mut self, key: &str) -> Option<PodRt> {
+        let rt = self.pods.remove(key)?;
+        if let Some(n) = &rt.node {
+            if let Some(c) = self.bound.get_mut(&(rt.workload.clone(), n.clone())) {
+                *c = c.saturating_sub(1);
+            }
+        }
+        for ip in &rt.ips {
+            self.ips_in_use.remove(ip);
+        }
+        Some(rt)
+    }
 }
 
 /// Virtual time as an API timestamp (the run starts at 2025-01-01T00:00:00Z).
@@ -134,6 +159,7 @@ pub(crate) fn build(sim: &mut Sim, sc: &Scenario) -> Result<(), String> {
     }
     for wl in &w.workloads {
         sim.world.workloads.insert(wl.name.clone(), WorkloadRt { spec: wl.clone(), replicas: wl.replicas, version: 1 });
+        sim.world.sync_pending.insert(wl.name.clone());
         sim.schedule(0, Ev::WorkloadSync(wl.name.clone()));
     }
     Ok(())
@@ -265,29 +291,43 @@ fn set_ready(p: &mut Pod, ready: bool) {
     }
 }
 
-/// The workload's live pods (not terminating, not failed), oldest first.
-fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, PodRt, Pod)> {
-    let mut v: Vec<(String, PodRt, Pod)> = sim
+/// The workload's live pods (not terminating, not failed), oldest first: (key, runtime state).
+fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, PodRt)> {
+    let mut v: Vec<(String, PodRt)> = sim
         .world
         .pods
         .iter()
         .filter(|(_, rt)| rt.workload == wl)
         .filter_map(|(k, rt)| {
             let p = sim.api.pod(k)?;
-            (!podutil::is_terminating(p) && !podutil::is_terminal(p)).then(|| (k.clone(), rt.clone(), p.clone()))
+            if podutil::is_terminating(p) || podutil::is_terminal(p) {
+                return None;
+            }
+            let mut rt = rt.clone();
+            rt.ready = pod_ready(p);
+            Some((k.clone(), rt))
         })
         .collect();
-    v.sort_by_key(|(_, rt, _)| rt.created_seq);
+    v.sort_by_key(|(_, rt)| rt.created_seq);
     v
+}
+
+/// Ask for a workload sync now; several requests at one time make one sync.
+pub(crate) fn request_workload_sync(sim: &mut Sim, wl: &str) {
+    if sim.world.sync_pending.insert(wl.to_string()) {
+        let now = sim.now;
+        sim.schedule(now, Ev::WorkloadSync(wl.to_string()));
+    }
 }
 
 /// The ReplicaSet/Deployment controllers in one: keep `replicas` pods, rolling out a new version
 /// within maxSurge / maxUnavailable.
 pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
+    sim.world.sync_pending.remove(wl);
     let Some(rt) = sim.world.workloads.get(wl).cloned() else { return };
     let live = live_pods(sim, wl);
     let desired = rt.replicas as usize;
-    let (new, old): (Vec<_>, Vec<_>) = live.iter().partition(|(_, p, _)| p.version == rt.version);
+    let (new, old): (Vec<_>, Vec<_>) = live.iter().partition(|(_, p)| p.version == rt.version);
     let cause = format!("workload {wl}: {} live, {desired} desired", live.len());
     if old.is_empty() {
         if live.len() < desired {
@@ -296,9 +336,9 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
             }
         } else if live.len() > desired {
             // Scale down: pods not yet running first, then not ready, then the newest.
-            let mut victims: Vec<&(String, PodRt, Pod)> = live.iter().collect();
-            victims.sort_by_key(|(_, rt, p)| (rt.running, pod_ready(p), std::cmp::Reverse(rt.created_seq)));
-            let keys: Vec<String> = victims.iter().take(live.len() - desired).map(|(k, _, _)| k.clone()).collect();
+            let mut victims: Vec<&(String, PodRt)> = live.iter().collect();
+            victims.sort_by_key(|(_, rt)| (rt.running, rt.ready, std::cmp::Reverse(rt.created_seq)));
+            let keys: Vec<String> = victims.iter().take(live.len() - desired).map(|(k, _)| k.clone()).collect();
             for k in keys {
                 delete_pod_gracefully(sim, &k, &cause);
             }
@@ -316,18 +356,18 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
     for _ in 0..can_create {
         create_pod(sim, wl, &rollout_cause);
     }
-    let ready = live.iter().filter(|(_, _, p)| pod_ready(p)).count();
+    let ready = live.iter().filter(|(_, p)| p.ready).count();
     let min_available = desired.saturating_sub(unavailable);
     let mut removable = ready.saturating_sub(min_available);
-    let mut victims: Vec<&(String, PodRt, Pod)> = old.clone();
-    victims.sort_by_key(|(_, rt, p)| (pod_ready(p), rt.created_seq));
+    let mut victims: Vec<&(String, PodRt)> = old.clone();
+    victims.sort_by_key(|(_, rt)| (rt.ready, rt.created_seq));
     let excess_total = (live.len() + can_create).saturating_sub(desired);
     let mut keys = Vec::new();
-    for (k, _, p) in victims {
+    for (k, p) in victims {
         if keys.len() >= excess_total {
             break;
         }
-        if !pod_ready(p) {
+        if !p.ready {
             keys.push(k.clone());
         } else if removable > 0 {
             removable -= 1;
@@ -347,13 +387,23 @@ fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
     let seq = sim.world.pod_seq;
     sim.world.pods.insert(
         key.clone(),
-        PodRt { workload: wl.into(), version, created_seq: seq, forced_unready: false, running: false, dead: false },
+        PodRt {
+            workload: wl.into(),
+            version,
+            created_seq: seq,
+            forced_unready: false,
+            running: false,
+            dead: false,
+            node: None,
+            ips: Vec::new(),
+            ready: false,
+        },
     );
     if sim.write("create", Obj::Pod(pod), "workload", cause).is_some() {
         let at = sim.now + sim.config.schedule_delay_ms;
         sim.schedule(at, Ev::PodScheduled(key));
     } else {
-        sim.world.pods.remove(&key);
+        sim.world.forget_pod(&key);
     }
 }
 
@@ -365,7 +415,7 @@ pub(crate) fn delete_pod_gracefully(sim: &mut Sim, key: &str, cause: &str) {
     let running = sim.world.pods.get(key).is_some_and(|r| r.running);
     if !running {
         sim.write("delete", Obj::Pod(p), "kubelet", cause);
-        sim.world.pods.remove(key);
+        sim.world.forget_pod(&key);
         return;
     }
     let grace = p.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0) as u64;
@@ -375,17 +425,15 @@ pub(crate) fn delete_pod_gracefully(sim: &mut Sim, key: &str, cause: &str) {
     let at = sim.now + grace * 1000;
     sim.schedule(at, Ev::PodGone(key.to_string()));
     if let Some(wl) = sim.world.pods.get(key).map(|r| r.workload.clone()) {
-        let now = sim.now;
-        sim.schedule(now, Ev::WorkloadSync(wl));
+        request_workload_sync(sim, &wl);
     }
 }
 
 pub(crate) fn pod_gone(sim: &mut Sim, key: &str) {
     let Some(p) = api_pod(sim, key) else { return };
     sim.write("delete", Obj::Pod(p), "kubelet", "grace period over: the pod is gone");
-    if let Some(rt) = sim.world.pods.remove(key) {
-        let now = sim.now;
-        sim.schedule(now, Ev::WorkloadSync(rt.workload));
+    if let Some(rt) = sim.world.forget_pod(&key) {
+        request_workload_sync(sim, &rt.workload);
     }
 }
 
@@ -396,17 +444,13 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
         return;
     }
     let wl = sim.world.pods.get(key).map(|r| r.workload.clone()).unwrap_or_default();
-    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    for (k, rt) in &sim.world.pods {
-        if rt.workload == wl {
-            if let Some(pp) = sim.api.pod(k) {
-                let n = podutil::node_name(pp);
-                if !n.is_empty() {
-                    *per_node.entry(n.to_string()).or_insert(0) += 1;
-                }
-            }
-        }
-    }
+    let per_node: BTreeMap<String, usize> = sim
+        .world
+        .bound
+        .range((wl.clone(), String::new())..)
+        .take_while(|((w, _), _)| *w == wl)
+        .map(|((_, n), c)| (n.clone(), *c))
+        .collect();
     let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
     let mut candidates: Vec<(String, String)> = Vec::new();
     for n in sim.api.nodes() {
@@ -433,6 +477,10 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
     if let Some(spec) = p.spec.as_mut() {
         spec.node_name = Some(node.clone());
     }
+    if let Some(rt) = sim.world.pods.get_mut(key) {
+        rt.node = Some(node.clone());
+    }
+    *sim.world.bound.entry((wl.clone(), node.clone())).or_insert(0) += 1;
     let status = p.status.get_or_insert_with(Default::default);
     status.conditions.get_or_insert_with(Vec::new).push(PodCondition {
         type_: "PodScheduled".into(),
@@ -445,23 +493,22 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
 }
 
 fn allocate_ips(sim: &mut Sim, node: &str) -> Vec<String> {
-    let used: std::collections::BTreeSet<String> = sim
-        .api
-        .pods()
-        .flat_map(|p| podutil::pod_ips(p).map(String::from).collect::<Vec<_>>())
-        .collect();
+    let dual = sim.world.dual_stack;
     let Some(rt) = sim.world.nodes.get_mut(node) else { return Vec::new() };
-    let (a, b) = (10 + rt.index / 256, rt.index % 256);
-    for _ in 0..254 {
+    let index = rt.index;
+    for _ in 0..253 {
         let host = rt.next_host;
         rt.next_host = if rt.next_host >= 254 { 2 } else { rt.next_host + 1 };
-        let v4 = format!("10.{}.{}.{}", 244 + a - 10, b, host);
-        if used.contains(&v4) {
+        let v4 = format!("10.{}.{}.{}", 244 + index / 256, index % 256, host);
+        if sim.world.ips_in_use.contains(&v4) {
             continue;
         }
         let mut ips = vec![v4];
-        if sim.world.dual_stack {
-            ips.push(format!("fd00:10:244:{:x}::{:x}", rt.index, host));
+        if dual {
+            ips.push(format!("fd00:10:244:{index:x}::{host:x}"));
+        }
+        for ip in &ips {
+            sim.world.ips_in_use.insert(ip.clone());
         }
         return ips;
     }
@@ -489,6 +536,7 @@ pub(crate) fn pod_started(sim: &mut Sim, key: &str) {
     sim.write("update", Obj::Pod(p), "kubelet", &format!("containers started on {node}"));
     let Some(rt) = sim.world.pods.get_mut(key) else { return };
     rt.running = true;
+    rt.ips = ips;
     let wl = rt.workload.clone();
     let spec = sim.world.workloads.get(&wl).map(|w| w.spec.clone());
     let delay = spec.as_ref().and_then(|s| s.readiness_delay).map(|m| m.0).unwrap_or(2000);
@@ -526,8 +574,7 @@ pub(crate) fn probe(sim: &mut Sim, key: &str) {
             "readiness probe passed"
         };
         sim.write("update", Obj::Pod(p), "kubelet", why);
-        let now = sim.now;
-        sim.schedule(now, Ev::WorkloadSync(rt.workload.clone()));
+        request_workload_sync(sim, &rt.workload);
     }
     if fail_rate > 0.0 {
         let at = sim.now + sim.config.probe_period_ms;
@@ -604,9 +651,8 @@ pub(crate) fn node_evict(sim: &mut Sim, node: &str) {
     for key in pods_on(sim, node) {
         if let Some(p) = api_pod(sim, &key) {
             sim.write("delete", Obj::Pod(p), "node-lifecycle", &format!("evicted from failed node {node}"));
-            if let Some(rt) = sim.world.pods.remove(&key) {
-                let now = sim.now;
-                sim.schedule(now, Ev::WorkloadSync(rt.workload));
+            if let Some(rt) = sim.world.forget_pod(&key) {
+                request_workload_sync(sim, &rt.workload);
             }
         }
     }
@@ -628,8 +674,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
         Action::Scale { workload, replicas } => match sim.world.workloads.get_mut(&workload) {
             Some(w) => {
                 w.replicas = replicas.min(20_000);
-                let now = sim.now;
-                sim.schedule(now, Ev::WorkloadSync(workload));
+                request_workload_sync(sim, &workload);
             }
             None => sim.log("action", format!("no workload {workload}"), cause),
         },
@@ -641,9 +686,8 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
                     set_ready(&mut p, false);
                     sim.write("update", Obj::Pod(p.clone()), "kubelet", &cause);
                     sim.write("delete", Obj::Pod(p), "pod-gc", "failed pod removed");
-                    if let Some(rt) = sim.world.pods.remove(&key) {
-                        let now = sim.now;
-                        sim.schedule(now, Ev::WorkloadSync(rt.workload));
+                    if let Some(rt) = sim.world.forget_pod(&key) {
+                        request_workload_sync(sim, &rt.workload);
                     }
                 }
             }
@@ -734,9 +778,8 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
                 if let Some(p) = api_pod(sim, &key) {
                     sim.write("delete", Obj::Pod(p), "pod-gc", &cause);
                 }
-                if let Some(rt) = sim.world.pods.remove(&key) {
-                    let now = sim.now;
-                    sim.schedule(now, Ev::WorkloadSync(rt.workload));
+                if let Some(rt) = sim.world.forget_pod(&key) {
+                    request_workload_sync(sim, &rt.workload);
                 }
             }
             if let Some(n) = sim.api.node(&node).cloned() {
@@ -748,8 +791,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
         Action::RollOut { workload } => match sim.world.workloads.get_mut(&workload) {
             Some(w) => {
                 w.version += 1;
-                let now = sim.now;
-                sim.schedule(now, Ev::WorkloadSync(workload));
+                request_workload_sync(sim, &workload);
             }
             None => sim.log("action", format!("no workload {workload}"), cause),
         },
