@@ -658,7 +658,13 @@ pub(crate) fn node_evict(sim: &mut Sim, node: &str) {
     }
 }
 
+/// A pod by `namespace/name`, by name in `default`, or as `#N`: the N-th pod by key (modulo the
+/// count), which lets generated action lists name pods that do not exist yet.
 fn find_pod(sim: &Sim, name: &str) -> Option<String> {
+    if let Some(n) = name.strip_prefix('#').and_then(|n| n.parse::<usize>().ok()) {
+        let count = sim.api.pods().count();
+        return (count > 0).then(|| sim.api.pods().nth(n % count).map(|p| key_of(&p.metadata))).flatten();
+    }
     if sim.api.pod(name).is_some() {
         return Some(name.to_string());
     }
