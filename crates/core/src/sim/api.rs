@@ -106,7 +106,8 @@ pub struct WatchEvent {
 /// The API server's store.
 #[derive(Clone, Debug)]
 pub struct ApiServer {
-    objects: BTreeMap<(Kind, String), Obj>,
+    /// Shared with watch events, informers and timeline snapshots: a snapshot copies only the map.
+    objects: BTreeMap<(Kind, String), Arc<Obj>>,
     resource_version: u64,
     uid_counter: u64,
     rng: Rng,
@@ -182,9 +183,10 @@ impl ApiServer {
             m.uid = Some(format!("uid-{uid:06}"));
         }
         m.generation = Some(1);
+        let obj = Arc::new(obj);
         self.objects.insert((kind, key), obj.clone());
         self.count(kind, "create");
-        Ok(WatchEvent { type_: WatchType::Added, obj: Arc::new(obj) })
+        Ok(WatchEvent { type_: WatchType::Added, obj })
     }
 
     /// Update (unconditional: the simulation's clients never race). The generation rises by one.
@@ -201,24 +203,30 @@ impl ApiServer {
         if m.creation_timestamp.is_none() {
             m.creation_timestamp = pm.creation_timestamp.clone();
         }
+        let obj = Arc::new(obj);
         self.objects.insert((kind, key), obj.clone());
         self.count(kind, "update");
-        Ok(WatchEvent { type_: WatchType::Modified, obj: Arc::new(obj) })
+        Ok(WatchEvent { type_: WatchType::Modified, obj })
     }
 
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<WatchEvent, ApiError> {
         let obj = self.objects.remove(&(kind, key.to_string())).ok_or_else(|| ApiError::NotFound(key.to_string()))?;
         self.resource_version += 1;
         self.count(kind, "delete");
-        Ok(WatchEvent { type_: WatchType::Deleted, obj: Arc::new(obj) })
+        Ok(WatchEvent { type_: WatchType::Deleted, obj })
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Option<&Obj> {
-        self.objects.get(&(kind, key.to_string()))
+        self.objects.get(&(kind, key.to_string())).map(|o| &**o)
     }
 
     /// Every object of a kind, sorted by key.
     pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
+        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| &**o)
+    }
+
+    /// Every object of a kind as shared pointers (cheap to clone).
+    pub fn list_shared(&self, kind: Kind) -> impl Iterator<Item = &Arc<Obj>> {
         self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| o)
     }
 

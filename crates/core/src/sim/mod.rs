@@ -72,6 +72,8 @@ pub(crate) enum Ev {
     PodScheduled(String),
     PodStarted(String),
     Probe(String),
+    /// A run of readiness-probe results ends: (pod, whether the next run fails).
+    Flap(String, bool),
     PodCrash(String),
     PodGone(String),
     NodeGrace(String),
@@ -413,6 +415,7 @@ impl Sim {
             Ev::PodScheduled(p) => world::pod_scheduled(self, &p),
             Ev::PodStarted(p) => world::pod_started(self, &p),
             Ev::Probe(p) => world::probe(self, &p),
+            Ev::Flap(p, fail) => world::flap(self, &p, fail),
             Ev::PodCrash(p) => world::pod_crash(self, &p),
             Ev::PodGone(p) => world::pod_gone(self, &p),
             Ev::NodeGrace(n) => world::node_grace(self, &n),
@@ -488,10 +491,10 @@ impl Sim {
 
     /// Relist a proxy's informer from the API server (after its watch is restored).
     pub(crate) fn relist_proxy(&mut self, node: &str) {
-        let objs: Vec<Obj> =
-            self.api.list(Kind::Service).chain(self.api.list(Kind::EndpointSlice)).cloned().collect();
+        let objs: Vec<Arc<Obj>> =
+            self.api.list_shared(Kind::Service).chain(self.api.list_shared(Kind::EndpointSlice)).cloned().collect();
         if let Some(p) = self.proxies.get_mut(node) {
-            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), Arc::new(o))).collect();
+            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), o)).collect();
             p.informer.connected = true;
         }
         self.proxy_changed(node);

@@ -59,7 +59,13 @@ impl Timeline {
     /// Run forward to time `t`, taking snapshots on the way.
     fn advance_to(&mut self, t: u64) {
         while self.current.now < t {
-            let next_snap = self.last_snapshot_time() + self.interval_ms;
+            let last = self.last_snapshot_time();
+            if self.current.now < last {
+                // Replaying inside the part of the run already covered by snapshots.
+                self.current.run_until(t.min(last));
+                continue;
+            }
+            let next_snap = last + self.interval_ms;
             let stop = next_snap.min(t);
             self.current.run_until(stop);
             if self.current.now >= next_snap {
@@ -70,11 +76,10 @@ impl Timeline {
 
     /// Seek to any time, forward or back.
     pub fn seek(&mut self, t: u64) {
-        if t < self.current.now {
-            let idx = self.snapshots.iter().rposition(|s| s.now <= t).unwrap_or(0);
-            self.snapshots.truncate(idx + 1);
+        // Start from the nearest snapshot at or before `t` when that is closer than where we are.
+        let idx = self.snapshots.iter().rposition(|s| s.now <= t).unwrap_or(0);
+        if t < self.current.now || self.snapshots[idx].now > self.current.now {
             self.current = self.snapshots[idx].clone();
-            // Keep the snapshots after `t` out: they will be remade on the way forward.
         }
         self.advance_to(t);
     }
@@ -123,23 +128,27 @@ impl Timeline {
         self.advance_to(back_to.max(at));
     }
 
-    /// Rough bytes held by the snapshots (for the memory report).
+    /// Bytes held by the snapshots and the current state, counting each shared object once (objects
+    /// are shared between snapshots until they change).
     pub fn approx_bytes(&self) -> usize {
-        self.snapshots.iter().map(approx_sim_bytes).sum::<usize>() + approx_sim_bytes(&self.current)
+        let mut seen = std::collections::BTreeSet::new();
+        let mut bytes = 0usize;
+        for s in self.snapshots.iter().chain(std::iter::once(&self.current)) {
+            for k in [super::api::Kind::Pod, super::api::Kind::EndpointSlice, super::api::Kind::Node, super::api::Kind::Service] {
+                let informers = std::iter::once(&s.controller.informer).chain(s.proxies.values().map(|p| &p.informer));
+                let shared = s.api.list_shared(k).chain(informers.flat_map(|i| {
+                    i.objects.range((k, String::new())..).take_while(move |((kk, _), _)| *kk == k).map(|(_, o)| o)
+                }));
+                for o in shared {
+                    // Every map entry costs its key and pointer; each object once.
+                    bytes += 64;
+                    if seen.insert(std::sync::Arc::as_ptr(o) as usize) {
+                        bytes += serde_json::to_vec(&o.to_json()).map(|v| v.len()).unwrap_or(0);
+                    }
+                }
+            }
+            bytes += s.log.len() * 16;
+        }
+        bytes
     }
-}
-
-fn approx_sim_bytes(s: &Sim) -> usize {
-    let objs: usize = [super::api::Kind::Pod, super::api::Kind::EndpointSlice, super::api::Kind::Node, super::api::Kind::Service]
-        .iter()
-        .flat_map(|k| s.api.list(*k))
-        .map(|o| serde_json::to_vec(&o.to_json()).map(|v| v.len()).unwrap_or(0))
-        .sum();
-    // The API server, the controller's informer and every node's informer (slices and Services).
-    let slices: usize = s
-        .api
-        .list(super::api::Kind::EndpointSlice)
-        .map(|o| serde_json::to_vec(&o.to_json()).map(|v| v.len()).unwrap_or(0))
-        .sum();
-    objs * 2 + slices * 2 * s.proxies.len()
 }

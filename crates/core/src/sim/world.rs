@@ -38,6 +38,8 @@ pub(crate) struct PodRt {
     pub ips: Vec<String>,
     /// Filled in by `live_pods` from the Pod's Ready condition.
     pub ready: bool,
+    /// Its readiness probe is in a run of failures (see `flap`).
+    pub flapping: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -397,6 +399,7 @@ fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
             node: None,
             ips: Vec::new(),
             ready: false,
+            flapping: false,
         },
     );
     if sim.write("create", Obj::Pod(pod), "workload", cause).is_some() {
@@ -542,9 +545,10 @@ pub(crate) fn pod_started(sim: &mut Sim, key: &str) {
     let delay = spec.as_ref().and_then(|s| s.readiness_delay).map(|m| m.0).unwrap_or(2000);
     let at = sim.now + delay;
     sim.schedule(at, Ev::Probe(key.to_string()));
-    if let Some(rate) = spec.map(|s| s.crash_rate_per_minute).filter(|r| *r > 0.0) {
+    if let Some(rate) = spec.as_ref().map(|s| s.crash_rate_per_minute).filter(|r| *r > 0.0) {
         schedule_crash(sim, key, rate);
     }
+    schedule_flap(sim, key, &wl, true);
 }
 
 fn schedule_crash(sim: &mut Sim, key: &str, rate_per_minute: f64) {
@@ -553,22 +557,19 @@ fn schedule_crash(sim: &mut Sim, key: &str, rate_per_minute: f64) {
     sim.schedule(at, Ev::PodCrash(key.to_string()));
 }
 
-/// A readiness probe.
+/// A readiness probe: ready unless made unready, its node is dead, or it is in a run of failures.
 pub(crate) fn probe(sim: &mut Sim, key: &str) {
     let Some(mut p) = api_pod(sim, key) else { return };
     let Some(rt) = sim.world.pods.get(key).cloned() else { return };
     if !rt.running || rt.dead || podutil::is_terminal(&p) {
         return;
     }
-    let spec = sim.world.workloads.get(&rt.workload).map(|w| w.spec.clone());
-    let fail_rate = spec.as_ref().map(|s| s.probe_failure_rate).unwrap_or(0.0);
-    let flap = fail_rate > 0.0 && sim.rng.next_f64() < fail_rate;
-    let ready = !rt.forced_unready && !flap;
+    let ready = !rt.forced_unready && !rt.flapping;
     if pod_ready(&p) != ready {
         set_ready(&mut p, ready);
         let why = if rt.forced_unready {
             "readiness probe failing (made unready)"
-        } else if flap {
+        } else if rt.flapping {
             "readiness probe failed"
         } else {
             "readiness probe passed"
@@ -576,10 +577,39 @@ pub(crate) fn probe(sim: &mut Sim, key: &str) {
         sim.write("update", Obj::Pod(p), "kubelet", why);
         request_workload_sync(sim, &rt.workload);
     }
-    if fail_rate > 0.0 {
-        let at = sim.now + sim.config.probe_period_ms;
-        sim.schedule(at, Ev::Probe(key.to_string()));
+}
+
+/// Probes with a failure rate p are independent draws; instead of one event per probe, the
+/// simulation jumps to the end of each run of equal results: a run of passes lasts Geometric(p)
+/// probes, a run of failures Geometric(1 - p). Same distribution, far fewer events.
+pub(crate) fn flap(sim: &mut Sim, key: &str, fail: bool) {
+    let Some(rt) = sim.world.pods.get_mut(key) else { return };
+    if !rt.running {
+        return;
     }
+    rt.flapping = fail;
+    let wl = rt.workload.clone();
+    probe(sim, key);
+    schedule_flap(sim, key, &wl, !fail);
+}
+
+fn schedule_flap(sim: &mut Sim, key: &str, wl: &str, next_fails: bool) {
+    let p = sim.world.workloads.get(wl).map(|w| w.spec.probe_failure_rate).unwrap_or(0.0);
+    if p <= 0.0 {
+        return;
+    }
+    // The current run continues with probability q; its length in probes is Geometric(1 - q).
+    let q = if next_fails { 1.0 - p } else { p };
+    let runs = if q <= 0.0 {
+        1
+    } else if q >= 1.0 {
+        return;
+    } else {
+        let u = sim.rng.next_f64().max(1e-12);
+        1 + (crate::rng::ln_portable(u) / crate::rng::ln_portable(q)).floor().min(1e7) as u64
+    };
+    let at = sim.now + runs * sim.config.probe_period_ms;
+    sim.schedule(at, Ev::Flap(key.to_string(), next_fails));
 }
 
 /// The container crashes and restarts: not ready until its readiness delay passes again.
