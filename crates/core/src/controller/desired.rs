@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::pods;
 use super::LABEL_ZONE;
-use crate::ip::{canonical_ip, is_ipv6_string};
+use crate::ip::{is_ipv6_string, parse_ip_sloppy};
 
 /// An EndpointSlice address type the controller writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -168,9 +168,13 @@ pub fn endpoint_changed(desired: &Endpoint, existing: &Endpoint) -> bool {
 /// §3.4: the addresses of the wanted family, from `status.podIPs`, in canonical form. A string that is
 /// not an IP is treated as IPv4 and written as `<nil>`, as the real controller does.
 pub fn endpoint_addresses(pod: &Pod, address_type: AddressType) -> Vec<String> {
+    let want_v6 = address_type == AddressType::IPv6;
     pods::pod_ips(pod)
-        .filter(|ip| is_ipv6_string(ip) == (address_type == AddressType::IPv6))
-        .map(canonical_ip)
+        .filter_map(|ip| match parse_ip_sloppy(ip) {
+            Some(std::net::IpAddr::V6(a)) => want_v6.then(|| a.to_string()),
+            Some(std::net::IpAddr::V4(a)) => (!want_v6).then(|| a.to_string()),
+            None => (!want_v6).then(|| "<nil>".to_string()),
+        })
         .collect()
 }
 

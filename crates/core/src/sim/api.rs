@@ -107,7 +107,7 @@ pub struct WatchEvent {
 #[derive(Clone, Debug)]
 pub struct ApiServer {
     /// Shared with watch events, informers and timeline snapshots: a snapshot copies only the map.
-    objects: BTreeMap<(Kind, String), Arc<Obj>>,
+    objects: BTreeMap<Kind, BTreeMap<String, Arc<Obj>>>,
     resource_version: u64,
     uid_counter: u64,
     rng: Rng,
@@ -163,14 +163,14 @@ impl ApiServer {
                 let name = format!("{prefix}{}", self.rng.name_suffix());
                 let mut probe = obj.meta().clone();
                 probe.name = Some(name.clone());
-                if !self.objects.contains_key(&(kind, key_of(&probe))) {
+                if self.get(kind, &key_of(&probe)).is_none() {
                     obj.meta_mut().name = Some(name);
                     break;
                 }
             }
         }
         let key = obj.key();
-        if self.objects.contains_key(&(kind, key.clone())) {
+        if self.get(kind, &key).is_some() {
             return Err(ApiError::AlreadyExists(key));
         }
         self.resource_version += 1;
@@ -184,7 +184,7 @@ impl ApiServer {
         }
         m.generation = Some(1);
         let obj = Arc::new(obj);
-        self.objects.insert((kind, key), obj.clone());
+        self.objects.entry(kind).or_default().insert(key, obj.clone());
         self.count(kind, "create");
         Ok(WatchEvent { type_: WatchType::Added, obj })
     }
@@ -193,7 +193,7 @@ impl ApiServer {
     pub fn update(&mut self, mut obj: Obj) -> Result<WatchEvent, ApiError> {
         let kind = obj.kind();
         let key = obj.key();
-        let prev = self.objects.get(&(kind, key.clone())).ok_or_else(|| ApiError::NotFound(key.clone()))?;
+        let prev = self.get(kind, &key).ok_or_else(|| ApiError::NotFound(key.clone()))?;
         let pm = prev.meta().clone();
         self.resource_version += 1;
         let m = obj.meta_mut();
@@ -204,30 +204,34 @@ impl ApiServer {
             m.creation_timestamp = pm.creation_timestamp.clone();
         }
         let obj = Arc::new(obj);
-        self.objects.insert((kind, key), obj.clone());
+        self.objects.entry(kind).or_default().insert(key, obj.clone());
         self.count(kind, "update");
         Ok(WatchEvent { type_: WatchType::Modified, obj })
     }
 
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<WatchEvent, ApiError> {
-        let obj = self.objects.remove(&(kind, key.to_string())).ok_or_else(|| ApiError::NotFound(key.to_string()))?;
+        let obj = self
+            .objects
+            .get_mut(&kind)
+            .and_then(|m| m.remove(key))
+            .ok_or_else(|| ApiError::NotFound(key.to_string()))?;
         self.resource_version += 1;
         self.count(kind, "delete");
         Ok(WatchEvent { type_: WatchType::Deleted, obj })
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Option<&Obj> {
-        self.objects.get(&(kind, key.to_string())).map(|o| &**o)
+        self.objects.get(&kind).and_then(|m| m.get(key)).map(|o| &**o)
     }
 
     /// Every object of a kind, sorted by key.
     pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
-        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| &**o)
+        self.list_shared(kind).map(|o| &**o)
     }
 
     /// Every object of a kind as shared pointers (cheap to clone).
     pub fn list_shared(&self, kind: Kind) -> impl Iterator<Item = &Arc<Obj>> {
-        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| o)
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
     }
 
     pub fn pods(&self) -> impl Iterator<Item = &Pod> {
@@ -272,7 +276,11 @@ impl ApiServer {
     }
 
     /// Count the bytes a watcher receives for this event.
+    /// Only EndpointSlices and Endpoints are counted: the cost comparison the page draws.
     pub fn account_watch(&mut self, ev: &WatchEvent, watchers: u64) {
+        if !matches!(ev.obj.kind(), Kind::EndpointSlice | Kind::Endpoints) {
+            return;
+        }
         let bytes = serde_json::to_vec(&ev.obj.to_json()).map(|v| v.len() as u64).unwrap_or(0);
         *self.watch_bytes.entry(format!("{:?}", ev.obj.kind())).or_insert(0) += bytes * watchers;
     }
