@@ -38,7 +38,8 @@ fn cmd(program: &str) -> Command {
 
 /// Run a command, streaming its output; true when it succeeded.
 fn run(mut c: Command) -> bool {
-    say(&format!("$ {c:?}").replace('"', ""));
+    let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().to_string()).collect();
+    say(&format!("$ {} {}", c.get_program().to_string_lossy(), args.join(" ")));
     matches!(c.status(), Ok(s) if s.success())
 }
 
