@@ -1,5 +1,6 @@
 //! `slicelab`: the native command line of Slicelab.
 
+mod endpoints;
 mod proxy;
 mod reconcile;
 mod run;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("reconcile") => reconcile::run(&args[1..]),
+        Some("endpoints") => endpoints::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("run") => run::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => Ok(format!("{USAGE}\n")),

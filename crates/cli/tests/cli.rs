@@ -32,6 +32,8 @@ fn bad_input_is_one_line_and_a_failure() {
         vec!["run", "scale-0-350-0", "--until", "soon"],
         vec!["run", "scale-0-350-0", "--actions", not_json.as_str()],
         vec!["frobnicate"],
+        vec!["endpoints"],
+        vec!["endpoints", not_json.as_str()],
     ] {
         let (code, stdout, stderr) = slicelab(&args);
         assert_ne!(code, 0, "{args:?} should fail");
@@ -77,4 +79,16 @@ fn reconcile_prints_the_oracle_shape() {
         v["slices"].as_array().expect("slices").iter().map(|s| s["endpoints"].as_array().map_or(0, Vec::len)).collect();
     sizes.sort();
     assert_eq!(sizes, vec![50, 100, 100]);
+}
+
+#[test]
+fn endpoints_prints_the_legacy_object() {
+    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/oracle/reconciler/hand-07-pods-1001-max-100.json");
+    let (code, out, err) = slicelab(&["endpoints", case]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["kind"], "Endpoints");
+    let total: usize = v["subsets"].as_array().expect("subsets").iter().map(|s| s["addresses"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(total, 1000, "1001 pods are truncated to 1000 addresses");
+    assert_eq!(v["metadata"]["annotations"]["endpoints.kubernetes.io/over-capacity"], "truncated");
 }

@@ -22,6 +22,7 @@ pub const DEFAULT_MAX_ENDPOINTS_PER_SLICE: usize = 100;
 pub const MAX_ENDPOINTS_PER_SLICE_RANGE: std::ops::RangeInclusive<usize> = 1..=1000;
 
 pub mod desired;
+pub mod endpoints;
 pub mod plan;
 pub mod reconciler;
 pub mod slices;
