@@ -278,7 +278,8 @@ impl TopologyCache {
 
         // Steps 4 and 5: move hints from zones with too many to zones with too few.
         let desired: BTreeMap<String, f64> = allocations.iter().map(|(z, a)| (z.clone(), a.desired)).collect();
-        let (giving, receiving) = giving_and_receiving_zones(&desired, &allocated);
+        let allocated_i: BTreeMap<String, i64> = allocated.iter().map(|(z, n)| (z.clone(), *n as i64)).collect();
+        let (giving, receiving) = giving_and_receiving_zones(&desired, &allocated_i);
         let mut slices: Vec<&mut EndpointSlice> =
             si.to_create.iter_mut().chain(si.to_update.iter_mut()).map(|p| &mut p.slice).collect();
         let moved = redistribute_hints(&mut slices, giving, receiving);
@@ -331,7 +332,7 @@ pub fn hints_by_zone(
 }
 
 /// §8.4 step 4 (`getGivingAndReceivingZones`): how many endpoints each zone gives or receives.
-pub fn giving_and_receiving_zones(desired: &BTreeMap<String, f64>, allocated: &ZoneCounts) -> (ZoneCounts, ZoneCounts) {
+pub fn giving_and_receiving_zones(desired: &BTreeMap<String, f64>, allocated: &BTreeMap<String, i64>) -> (ZoneCounts, ZoneCounts) {
     let mut give_f: BTreeMap<String, f64> = BTreeMap::new();
     let mut recv_f: BTreeMap<String, f64> = BTreeMap::new();
     for (zone, target) in desired {
