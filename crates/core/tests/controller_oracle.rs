@@ -695,3 +695,128 @@ fn t04_redistribute_hints() {
         assert_eq!(got, want, "T04 {}", row["sub"]);
     }
 }
+
+#[test]
+fn r02_to_r09_one_pod_by_family_and_labels() {
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some("node-1".into()),
+            labels: Some(
+                [
+                    ("topology.kubernetes.io/zone".to_string(), "us-central1-a".to_string()),
+                    ("topology.kubernetes.io/region".to_string(), "us-central1".to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut pod = pod_n("test", 0, true);
+    pod.metadata.name = Some("pod1".into());
+    let spec = pod.spec.as_mut().expect("spec");
+    spec.hostname = Some("example-hostname".into());
+    pod.status.as_mut().expect("status").pod_ips =
+        Some(vec![PodIP { ip: "1.2.3.4".into() }, PodIP { ip: "1234::5678:0000:0000:9abc:def0".into() }]);
+    let headless = ("service.kubernetes.io/headless".to_string(), String::new());
+    let base_labels = |extra: &[(String, String)]| {
+        let mut m: BTreeMap<String, String> = [
+            ("endpointslice.kubernetes.io/managed-by".to_string(), "endpointslice-controller.k8s.io".to_string()),
+            ("kubernetes.io/service-name".to_string(), "foo".to_string()),
+        ]
+        .into();
+        m.extend(extra.iter().cloned());
+        m
+    };
+    // (id, clusterIP, families, service labels, expected (type, address) per slice, expected labels)
+    type Row = (&'static str, Option<&'static str>, Option<Vec<&'static str>>, Option<BTreeMap<String, String>>, Vec<(&'static str, &'static str)>, BTreeMap<String, String>);
+    let rows: Vec<Row> = vec![
+        ("R02", Some("10.0.0.10"), None, None, vec![("IPv4", "1.2.3.4")], base_labels(&[])),
+        ("R03", None, Some(vec!["IPv4"]), None, vec![("IPv4", "1.2.3.4")], base_labels(&[headless.clone()])),
+        ("R04", Some("1.1.1.1"), Some(vec!["IPv4"]), None, vec![("IPv4", "1.2.3.4")], base_labels(&[])),
+        ("R05", None, Some(vec!["IPv4"]), Some([("foo".to_string(), "bar".to_string())].into()), vec![("IPv4", "1.2.3.4")],
+            base_labels(&[headless.clone(), ("foo".to_string(), "bar".to_string())])),
+        ("R06", None, Some(vec!["IPv4"]), Some([
+            ("kubernetes.io/service-name".to_string(), "bad".to_string()),
+            ("endpointslice.kubernetes.io/managed-by".to_string(), "actor".to_string()),
+            ("service.kubernetes.io/headless".to_string(), "invalid".to_string()),
+        ].into()), vec![("IPv4", "1.2.3.4")], base_labels(&[headless.clone()])),
+        ("R07", None, Some(vec!["IPv6"]), None, vec![("IPv6", "1234::5678:0:0:9abc:def0")], base_labels(&[headless.clone()])),
+        ("R08", Some("1234::5678:0000:0000:9abc:def1"), Some(vec!["IPv6"]), None, vec![("IPv6", "1234::5678:0:0:9abc:def0")], base_labels(&[])),
+        ("R09", Some("10.0.0.10"), Some(vec!["IPv4", "IPv6"]), None, vec![("IPv4", "1.2.3.4"), ("IPv6", "1234::5678:0:0:9abc:def0")], base_labels(&[])),
+    ];
+    for (id, cip, fams, labels, want, want_labels) in rows {
+        let mut svc = svc_foo("test");
+        svc.metadata.labels = labels;
+        let spec = svc.spec.as_mut().expect("spec");
+        spec.cluster_ip = cip.map(String::from);
+        spec.ip_families = fams.map(|f| f.into_iter().map(String::from).collect());
+        let r = run(&svc, &[pod.clone()], &[node.clone()], &[], 100);
+        assert_eq!(writes(&r.result), expected_writes(id), "{id}");
+        let mut got: Vec<(String, String)> =
+            r.slices.iter().map(|s| (s.address_type.clone(), eps(s)[0].addresses[0].clone())).collect();
+        got.sort();
+        let want: Vec<(String, String)> = want.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(got, want, "{id}");
+        for s in &r.slices {
+            assert_eq!(s.metadata.labels.as_ref(), Some(&want_labels), "{id}: labels");
+            let e = &eps(s)[0];
+            assert_eq!((e.zone.as_deref(), e.node_name.as_deref(), e.hostname.as_deref()), (Some("us-central1-a"), Some("node-1"), None), "{id}");
+            let c = e.conditions.as_ref().expect("conditions");
+            assert_eq!((c.ready, c.serving, c.terminating), (Some(true), Some(true), Some(false)), "{id}");
+        }
+    }
+}
+
+#[test]
+fn r46_no_topology_cache_with_the_annotation_writes_nothing() {
+    let (svc, nodes, pods) = topology_world();
+    let svc = with_annotation(&svc, "auto");
+    let idx = [27usize, 28, 29];
+    let p: Vec<Pod> = idx.iter().map(|&i| pods[i].clone()).collect();
+    let s = existing(&svc, "zone-c", &p.iter().collect::<Vec<_>>(), &nodes, None);
+    let mut r = Reconciler::new(ReconcilerOptions { topology_cache: false, ..Default::default() });
+    let result = r.reconcile(&svc, &p, &nodes, &[s]);
+    assert_eq!(writes(&result), (0, 0, 0));
+}
+
+#[test]
+fn t02_set_nodes() {
+    use slicelab_core::controller::topology::TopologyCache;
+    for row in oracle("T02")["expected"]["rows"].as_array().expect("rows") {
+        let nodes: Vec<Node> = row["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let d = d.as_str().unwrap_or("");
+                let words: Vec<&str> = d.split_whitespace().collect();
+                let mut n = node_zone(&format!("node-{i}"), &format!("zone-{}", words[0]));
+                n.status.as_mut().expect("status").allocatable = Some([("cpu".to_string(), Quantity(words[1].into()))].into());
+                if d.contains("NOT ready") {
+                    n.status.as_mut().expect("status").conditions =
+                        Some(vec![NodeCondition { type_: "Ready".into(), status: "False".into(), ..Default::default() }]);
+                }
+                if d.contains("control-plane") {
+                    n.metadata.labels.as_mut().expect("labels").insert("node-role.kubernetes.io/control-plane".into(), String::new());
+                }
+                n
+            })
+            .collect();
+        let mut tc = TopologyCache::new();
+        tc.set_nodes(&nodes);
+        let sufficient = row["sufficient"].as_bool().expect("bool");
+        assert_eq!(tc.cpu_ratios().is_some(), sufficient, "T02 {}", row["sub"]);
+        if let Some(want) = row["ratios"].as_object() {
+            let got = tc.cpu_ratios().expect("ratios");
+            for (z, r) in want {
+                assert!((got[z] - r.as_f64().expect("ratio")).abs() < 1e-9, "T02 {} {z}", row["sub"]);
+            }
+            for (z, q) in row["cpu_by_zone"].as_object().expect("cpu") {
+                let milli = slicelab_core::quantity::parse_milli(q.as_str().expect("quantity")).expect("parses");
+                assert_eq!(tc.cpu_by_zone_milli().expect("cpu")[z], milli, "T02 {} {z}", row["sub"]);
+            }
+        }
+    }
+}
