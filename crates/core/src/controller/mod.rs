@@ -23,6 +23,7 @@ pub const MAX_ENDPOINTS_PER_SLICE_RANGE: std::ops::RangeInclusive<usize> = 1..=1
 
 pub mod desired;
 pub mod endpoints;
+pub mod mirroring;
 pub mod plan;
 pub mod reconciler;
 pub mod slices;
