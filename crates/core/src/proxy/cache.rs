@@ -1,0 +1,359 @@
+//! The EndpointSlice cache of one kube-proxy (one node, one IP family): §2 and §3 of the spec.
+//!
+//! Slices are grouped by namespace and the `kubernetes.io/service-name` label, and keyed by slice name
+//! inside a Service (a re-sent slice replaces its earlier copy). Each slice is parsed once when it
+//! arrives; the merge of a Service (per port name and protocol, deduplicated by `ip:port`, text-sorted)
+//! is computed lazily and cached until one of its slices changes, so a sync touches only the Services
+//! whose slices changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rustc_hash::FxHashMap;
+
+use super::{Endpoint, Protocol, ServicePortName, LABEL_HEADLESS, LABEL_SERVICE_NAME, LABEL_SERVICE_PROXY_NAME};
+use crate::ip::parse_ip_sloppy;
+use crate::IpFamily;
+
+/// The merged endpoints of one service port, in text order of `ip:port`.
+pub type EndpointList = Arc<Vec<Arc<Endpoint>>>;
+
+/// The merged endpoints of one Service: per (port name, protocol).
+pub type ServiceEndpoints = BTreeMap<(String, Protocol), EndpointList>;
+
+/// `(namespace, service name)`.
+pub type ServiceKey = (String, String);
+
+/// What an update did to the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SliceChange {
+    /// The slice is not for this proxy (§2); the reason.
+    Ignored(&'static str),
+    /// Same content as the stored copy: no sync needed.
+    Unchanged,
+    /// The Service whose endpoints may have changed.
+    Changed(ServiceKey),
+}
+
+/// The parts of a slice that change detection compares: everything kube-proxy reads, order included.
+#[derive(Clone, Debug, PartialEq)]
+struct SliceData {
+    address_type: String,
+    ports: Option<Vec<k8s_openapi::api::discovery::v1::EndpointPort>>,
+    endpoints: Option<Vec<k8s_openapi::api::discovery::v1::Endpoint>>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug)]
+struct StoredSlice {
+    data: SliceData,
+    /// Per (port name, protocol): the endpoints this slice contributes, in slice order.
+    parsed: Vec<((String, Protocol), Vec<Arc<Endpoint>>)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ServiceSlices {
+    slices: BTreeMap<String, StoredSlice>,
+    merged: Option<Arc<ServiceEndpoints>>,
+}
+
+/// The slice cache of one kube-proxy instance.
+#[derive(Clone, Debug)]
+pub struct SliceCache {
+    node_name: String,
+    family: IpFamily,
+    read_node_hints: bool,
+    services: BTreeMap<ServiceKey, ServiceSlices>,
+    /// (namespace, slice name) → the Service it was filed under.
+    owners: FxHashMap<(String, String), ServiceKey>,
+}
+
+impl SliceCache {
+    /// A cache for the proxy on `node_name`, handling `family`; node hints are kept only when
+    /// `read_node_hints` (the PreferSameTrafficDistribution gate) is on.
+    pub fn new(node_name: &str, family: IpFamily, read_node_hints: bool) -> Self {
+        SliceCache { node_name: node_name.into(), family, read_node_hints, services: BTreeMap::new(), owners: FxHashMap::default() }
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Why a slice is ignored (§2), if it is.
+    pub fn ignore_reason(&self, slice: &EndpointSlice) -> Option<&'static str> {
+        let labels = slice.metadata.labels.as_ref();
+        if labels.and_then(|l| l.get(LABEL_SERVICE_NAME)).is_none_or(|s| s.is_empty()) {
+            return Some("no kubernetes.io/service-name label");
+        }
+        if labels.is_some_and(|l| l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
+            return Some("belongs to another proxy (service.kubernetes.io/service-proxy-name)");
+        }
+        if labels.is_some_and(|l| l.contains_key(LABEL_HEADLESS)) {
+            return Some("headless Service (service.kubernetes.io/headless)");
+        }
+        if slice.address_type != self.family.address_type() {
+            return Some("address type of another family");
+        }
+        None
+    }
+
+    /// Add or replace a slice. Returns whether the Service's endpoints may have changed.
+    pub fn update(&mut self, slice: &EndpointSlice) -> SliceChange {
+        let ns = slice.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        if let Some(reason) = self.ignore_reason(slice) {
+            // A slice that stops being ours is a deletion of the stored copy.
+            return match self.remove(&ns, &name) {
+                Some(key) => SliceChange::Changed(key),
+                None => SliceChange::Ignored(reason),
+            };
+        }
+        let svc = slice.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE_NAME)).cloned().unwrap_or_default();
+        let key: ServiceKey = (ns.clone(), svc);
+        let data = SliceData {
+            address_type: slice.address_type.clone(),
+            ports: slice.ports.clone(),
+            endpoints: slice.endpoints.clone(),
+            labels: slice.metadata.labels.clone(),
+        };
+        // Moved to another Service: drop the old copy first.
+        let mut moved = None;
+        if let Some(old) = self.owners.get(&(ns.clone(), name.clone())) {
+            if *old != key {
+                moved = self.remove(&ns, &name);
+            }
+        }
+        let entry = self.services.entry(key.clone()).or_default();
+        if moved.is_none() {
+            if let Some(stored) = entry.slices.get(&name) {
+                if stored.data == data {
+                    return SliceChange::Unchanged;
+                }
+            }
+        }
+        let parsed = self.parse(slice);
+        let entry = self.services.entry(key.clone()).or_default();
+        entry.slices.insert(name.clone(), StoredSlice { data, parsed });
+        entry.merged = None;
+        self.owners.insert((ns, name), key.clone());
+        SliceChange::Changed(key)
+    }
+
+    /// Delete a slice by namespace and name; returns the Service it belonged to, if it was stored.
+    pub fn remove(&mut self, namespace: &str, name: &str) -> Option<ServiceKey> {
+        let key = self.owners.remove(&(namespace.to_string(), name.to_string()))?;
+        if let Some(s) = self.services.get_mut(&key) {
+            s.slices.remove(name);
+            s.merged = None;
+            if s.slices.is_empty() {
+                self.services.remove(&key);
+            }
+        }
+        Some(key)
+    }
+
+    /// Delete a slice object.
+    pub fn delete(&mut self, slice: &EndpointSlice) -> Option<ServiceKey> {
+        let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
+        self.remove(ns, slice.metadata.name.as_deref().unwrap_or(""))
+    }
+
+    /// The Services that have at least one stored slice.
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.keys()
+    }
+
+    /// The names of a Service's stored slices.
+    pub fn slice_names(&self, key: &ServiceKey) -> Vec<String> {
+        self.services.get(key).map(|s| s.slices.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn parse(&self, slice: &EndpointSlice) -> Vec<((String, Protocol), Vec<Arc<Endpoint>>)> {
+        let mut out = Vec::new();
+        for port in slice.ports.iter().flatten() {
+            // §3.1: a port with no name, or no (or a zero) number, is skipped.
+            let Some(port_name) = port.name.as_ref() else { continue };
+            let Some(number) = port.port.filter(|p| (1..=65535).contains(p)) else { continue };
+            let Ok(protocol) = Protocol::parse(port.protocol.as_deref()) else { continue };
+            let mut eps = Vec::with_capacity(slice.endpoints.as_ref().map_or(0, Vec::len));
+            for ep in slice.endpoints.iter().flatten() {
+                // §3.3: no addresses → skipped; only addresses[0], canonical.
+                let Some(first) = ep.addresses.first() else { continue };
+                let Some(addr) = parse_ip_sloppy(first) else { continue };
+                let Some(mut e) = Endpoint::new(&addr.to_string(), number as u16) else { continue };
+                e.is_local = ep.node_name.as_deref() == Some(self.node_name.as_str());
+                let cond = ep.conditions.as_ref();
+                e.ready = cond.and_then(|c| c.ready).unwrap_or(true);
+                e.serving = cond.and_then(|c| c.serving).unwrap_or(true);
+                e.terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
+                if let Some(h) = ep.hints.as_ref() {
+                    if let Some(z) = h.for_zones.as_ref() {
+                        let mut v: Vec<String> = z.iter().map(|z| z.name.clone()).collect();
+                        v.sort();
+                        v.dedup();
+                        e.zone_hints = v;
+                    }
+                    if self.read_node_hints {
+                        if let Some(n) = h.for_nodes.as_ref() {
+                            let mut v: Vec<String> = n.iter().map(|n| n.name.clone()).collect();
+                            v.sort();
+                            v.dedup();
+                            e.node_hints = v;
+                        }
+                    }
+                }
+                e.node_name = ep.node_name.clone();
+                e.zone = ep.zone.clone();
+                eps.push(Arc::new(e));
+            }
+            out.push(((port_name.clone(), protocol), eps));
+        }
+        out
+    }
+
+    /// The merged endpoints of a Service (§3.2–§3.6), computed once per change.
+    pub fn service_endpoints(&mut self, key: &ServiceKey) -> Arc<ServiceEndpoints> {
+        let Some(s) = self.services.get_mut(key) else { return Arc::new(BTreeMap::new()) };
+        if let Some(m) = &s.merged {
+            return m.clone();
+        }
+        let merged = Arc::new(merge(s.slices.values()));
+        s.merged = Some(merged.clone());
+        merged
+    }
+
+    /// The merged endpoints of every Service, by service port name.
+    pub fn endpoints_map(&mut self) -> BTreeMap<ServicePortName, EndpointList> {
+        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        let mut out = BTreeMap::new();
+        for key in keys {
+            for ((port, proto), eps) in self.service_endpoints(&key).iter() {
+                out.insert(ServicePortName::new(&key.0, &key.1, port, *proto), eps.clone());
+            }
+        }
+        out
+    }
+
+    /// For the health-check server (§5): per Service (`ns/name`), the number of distinct local **ready**
+    /// endpoint IPs; Services with none are left out.
+    pub fn local_ready_endpoints(&mut self) -> BTreeMap<String, usize> {
+        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let m = self.service_endpoints(&key);
+            let mut ips: Vec<&str> =
+                m.values().flat_map(|l| l.iter()).filter(|e| e.is_local && e.ready).map(|e| e.ip.as_str()).collect();
+            ips.sort_unstable();
+            ips.dedup();
+            if !ips.is_empty() {
+                out.insert(format!("{}/{}", key.0, key.1), ips.len());
+            }
+        }
+        out
+    }
+}
+
+/// §3.4–§3.6: merge slices (visited in slice-name order) per port; dedup by `ip:port`, a later duplicate
+/// replacing an earlier one only when it is not terminating; then sort by the endpoint string as text.
+fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints {
+    let mut buckets: BTreeMap<(String, Protocol), (Vec<Arc<Endpoint>>, FxHashMap<String, usize>)> = BTreeMap::new();
+    for s in slices {
+        for (key, eps) in &s.parsed {
+            let (list, index) = buckets.entry(key.clone()).or_default();
+            for e in eps {
+                match index.get(&e.endpoint) {
+                    Some(&i) => {
+                        if !e.terminating {
+                            list[i] = e.clone();
+                        }
+                    }
+                    None => {
+                        index.insert(e.endpoint.clone(), list.len());
+                        list.push(e.clone());
+                    }
+                }
+            }
+        }
+    }
+    buckets
+        .into_iter()
+        .filter(|(_, (l, _))| !l.is_empty())
+        .map(|(k, (mut l, _))| {
+            l.sort_unstable_by(|a, b| a.endpoint.cmp(&b.endpoint));
+            (k, Arc::new(l))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(yaml: &str) -> EndpointSlice {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const BASE: &str = "metadata: {name: s1, namespace: ns, labels: {kubernetes.io/service-name: svc}}\naddressType: IPv4\n";
+
+    #[test]
+    fn terminating_duplicate_never_beats_a_live_one() {
+        let mut c = SliceCache::new("n1", IpFamily::V4, true);
+        c.update(&slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], conditions: {{ready: true}}, nodeName: n2}}\n- {{addresses: [10.0.0.1], conditions: {{ready: false, serving: true, terminating: true}}, nodeName: n1}}")));
+        let m = c.service_endpoints(&("ns".into(), "svc".into()));
+        let l = &m[&("p".to_string(), Protocol::Tcp)];
+        assert_eq!(l.len(), 1);
+        assert!(l[0].ready && !l[0].terminating && !l[0].is_local);
+        // The other way round: the live one comes later and replaces the ghost.
+        let mut c = SliceCache::new("n1", IpFamily::V4, true);
+        c.update(&slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], conditions: {{ready: false, serving: true, terminating: true}}}}\n- {{addresses: [10.0.0.1], conditions: {{ready: true}}}}")));
+        let m = c.service_endpoints(&("ns".into(), "svc".into()));
+        assert!(m[&("p".to_string(), Protocol::Tcp)][0].ready);
+    }
+
+    #[test]
+    fn ignored_slices() {
+        let mut c = SliceCache::new("n1", IpFamily::V4, true);
+        let no_label = slice("metadata: {name: x, namespace: ns}\naddressType: IPv4\nendpoints: []");
+        assert!(matches!(c.update(&no_label), SliceChange::Ignored(_)));
+        let headless = slice("metadata: {name: x, namespace: ns, labels: {kubernetes.io/service-name: s, service.kubernetes.io/headless: ''}}\naddressType: IPv4\nendpoints: []");
+        assert!(matches!(c.update(&headless), SliceChange::Ignored(_)));
+        let v6 = slice("metadata: {name: x, namespace: ns, labels: {kubernetes.io/service-name: s}}\naddressType: IPv6\nendpoints: []");
+        assert!(matches!(c.update(&v6), SliceChange::Ignored(_)));
+        let other = slice("metadata: {name: x, namespace: ns, labels: {kubernetes.io/service-name: s, service.kubernetes.io/service-proxy-name: foo}}\naddressType: IPv4\nendpoints: []");
+        assert!(matches!(c.update(&other), SliceChange::Ignored(_)));
+    }
+
+    #[test]
+    fn skipped_ports_and_endpoints_and_node_hints_gate() {
+        let text = format!("{BASE}ports: [{{port: 80}}, {{name: zero, port: 0}}, {{name: ok, port: 81}}]\nendpoints:\n- {{addresses: []}}\n- {{addresses: [bogus]}}\n- {{addresses: [10.0.0.2, 10.0.0.3], hints: {{forZones: [{{name: b}}, {{name: a}}], forNodes: [{{name: n1}}]}}}}");
+        let mut c = SliceCache::new("n1", IpFamily::V4, false);
+        c.update(&slice(&text));
+        let m = c.service_endpoints(&("ns".into(), "svc".into()));
+        assert_eq!(m.len(), 1);
+        let l = &m[&("ok".to_string(), Protocol::Tcp)];
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].endpoint, "10.0.0.2:81");
+        assert_eq!(l[0].zone_hints, vec!["a", "b"]);
+        assert!(l[0].node_hints.is_empty());
+        let mut c = SliceCache::new("n1", IpFamily::V4, true);
+        c.update(&slice(&text));
+        let m = c.service_endpoints(&("ns".into(), "svc".into()));
+        assert_eq!(m[&("ok".to_string(), Protocol::Tcp)][0].node_hints, vec!["n1"]);
+    }
+
+    #[test]
+    fn moving_and_deleting_slices() {
+        let mut c = SliceCache::new("n1", IpFamily::V4, true);
+        let a = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints: [{{addresses: [10.0.0.1]}}]"));
+        assert_eq!(c.update(&a), SliceChange::Changed(("ns".into(), "svc".into())));
+        assert_eq!(c.update(&a), SliceChange::Unchanged);
+        let mut b = a.clone();
+        b.metadata.labels.as_mut().unwrap().insert(LABEL_SERVICE_NAME.into(), "other".into());
+        assert_eq!(c.update(&b), SliceChange::Changed(("ns".into(), "other".into())));
+        assert!(c.service_endpoints(&("ns".into(), "svc".into())).is_empty());
+        assert_eq!(c.delete(&b), Some(("ns".into(), "other".into())));
+        assert_eq!(c.delete(&b), None);
+        assert!(c.endpoints_map().is_empty());
+    }
+}
