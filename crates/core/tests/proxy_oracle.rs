@@ -1041,7 +1041,7 @@ fn flow_result(kp: &KubeProxy, src: IpAddr, dst: IpAddr, port: u16, proto: Proto
             Route::Reject => ("REJECT".into(), false),
             Route::Drop(_) => ("DROP".into(), false),
             r @ Route::Forward { .. } => {
-                let Route::Forward { candidates, .. } = &r else { unreachable!() };
+                let candidates = r.candidates(ps);
                 let eps: Vec<String> = candidates.iter().map(|&i| ps.endpoints[i].endpoint.clone()).collect();
                 let masq = candidates.iter().any(|&i| r.masquerade_for(&src, &ps.endpoints[i]));
                 (eps.join(", "), masq)

@@ -392,12 +392,16 @@ impl KubeProxy {
         };
         let Some(prog) = self.ports.get(&spn) else { return Outcome::NotAService };
         let r = route(&prog.state, kind, &t.src, &self.config.net);
-        let candidates = match &r {
+        match &r {
             Route::Reject => return Outcome::Refused { spn },
             Route::Drop(reason) => return Outcome::Dropped { spn, reason: *reason },
-            Route::Forward { candidates, .. } => candidates,
-        };
+            Route::Forward { .. } => {}
+        }
         let ps = &prog.state;
+        let candidates = r.candidates(ps);
+        if candidates.is_empty() {
+            return Outcome::Refused { spn };
+        }
         let (backend, by_affinity) = match self.config.mode {
             Mode::Ipvs => {
                 let Some(vs) = self.ipvs.servers.get_mut(&(t.dst, t.dst_port, t.protocol)) else {

@@ -146,9 +146,8 @@ pub enum DropReason {
 /// The fate of a new connection, decided before the backend pick.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// Forward to one of `candidates` (indices into the port's endpoints, sorted order).
+    /// Forward to one endpoint of `set` (see [`Route::candidates`]).
     Forward {
-        candidates: Vec<usize>,
         set: SetKind,
         /// Masqueraded by a policy rule (the hairpin case is added per backend: see [`Route::masquerade_for`]).
         masquerade: bool,
@@ -162,6 +161,14 @@ pub enum Route {
 }
 
 impl Route {
+    /// The candidate endpoints (indices into the port's sorted endpoints); empty unless forwarding.
+    pub fn candidates<'a>(&self, port: &'a PortState) -> &'a [usize] {
+        match self {
+            Route::Forward { set, .. } => port.set(*set),
+            _ => &[],
+        }
+    }
+
     /// Whether the connection is masqueraded once `backend` is chosen (hairpin traffic always is).
     pub fn masquerade_for(&self, src: &IpAddr, backend: &Endpoint) -> bool {
         match self {
@@ -178,12 +185,11 @@ pub fn route(port: &PortState, kind: DestKind, src: &IpAddr, net: &NetConfig) ->
     }
     if kind == DestKind::ClusterIp {
         let set = port.internal_kind();
-        let candidates = port.set(set).to_vec();
-        if candidates.is_empty() {
+        if port.set(set).is_empty() {
             return Route::Drop(DropReason::NoLocalEndpoints);
         }
         let masquerade = net.masquerade_all || (net.local_detector.is_some() && !net.is_local_pod(src));
-        return Route::Forward { candidates, set, masquerade, short_circuit: false };
+        return Route::Forward { set, masquerade, short_circuit: false };
     }
     if kind == DestKind::LoadBalancer
         && port.uses_firewall()
@@ -192,20 +198,18 @@ pub fn route(port: &PortState, kind: DestKind, src: &IpAddr, net: &NetConfig) ->
         return Route::Drop(DropReason::Firewall);
     }
     if port.info.external_local_effective() {
-        let cluster = || port.set(SetKind::Cluster).to_vec();
         if net.is_local_pod(src) {
-            return Route::Forward { candidates: cluster(), set: SetKind::Cluster, masquerade: false, short_circuit: true };
+            return Route::Forward { set: SetKind::Cluster, masquerade: false, short_circuit: true };
         }
         if net.is_local_addr(src) {
-            return Route::Forward { candidates: cluster(), set: SetKind::Cluster, masquerade: true, short_circuit: true };
+            return Route::Forward { set: SetKind::Cluster, masquerade: true, short_circuit: true };
         }
-        let local = port.set(SetKind::Local).to_vec();
-        if local.is_empty() {
+        if port.set(SetKind::Local).is_empty() {
             return Route::Drop(DropReason::NoLocalEndpoints);
         }
-        return Route::Forward { candidates: local, set: SetKind::Local, masquerade: false, short_circuit: false };
+        return Route::Forward { set: SetKind::Local, masquerade: false, short_circuit: false };
     }
-    Route::Forward { candidates: port.set(SetKind::Cluster).to_vec(), set: SetKind::Cluster, masquerade: true, short_circuit: false }
+    Route::Forward { set: SetKind::Cluster, masquerade: true, short_circuit: false }
 }
 
 /// The health-check node port's answer for a Service (§5): 200 while this node has at least one ready
