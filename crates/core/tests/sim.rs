@@ -168,3 +168,23 @@ fn an_action_in_the_past_forks_the_timeline() {
     let total_direct: usize = direct.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum();
     assert_eq!(total_direct, 120);
 }
+
+#[test]
+fn over_1000_endpoints_truncates_the_legacy_object_but_not_the_slices() {
+    use slicelab_core::sim::api::{Kind, Obj};
+    let sc = Scenario::by_id("over-1000-endpoints").expect("built in");
+    let mut sim = Sim::new(&sc).expect("builds");
+    sim.run_until(120_000);
+    let slice_eps: usize = sim.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum();
+    assert_eq!(slice_eps, 1200);
+    let ep = match sim.api.get(Kind::Endpoints, "default/big") {
+        Some(Obj::Endpoints(e)) => e.clone(),
+        other => panic!("no Endpoints object: {other:?}"),
+    };
+    let n: usize = ep.subsets.iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum();
+    assert_eq!(n, 1000);
+    assert_eq!(
+        ep.metadata.annotations.as_ref().and_then(|a| a.get("endpoints.kubernetes.io/over-capacity")).map(String::as_str),
+        Some("truncated")
+    );
+}

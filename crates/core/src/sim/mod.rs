@@ -82,11 +82,13 @@ pub(crate) enum Ev {
     ControllerSync(String),
     ControllerWrites(String, Vec<ApiCall>, usize),
     ProxySync(String),
+    /// A write by a controller other than the EndpointSlice one: (verb, object, actor, cause).
+    Write(&'static str, Obj, &'static str, String),
 }
 
 impl Ev {
     fn is_propagation(&self) -> bool {
-        matches!(self, Ev::Deliver(..) | Ev::ControllerSync(_) | Ev::ControllerWrites(..) | Ev::ProxySync(_))
+        matches!(self, Ev::Deliver(..) | Ev::ControllerSync(_) | Ev::ControllerWrites(..) | Ev::ProxySync(_) | Ev::Write(..))
     }
 }
 
@@ -424,6 +426,9 @@ impl Sim {
             Ev::ControllerSync(s) => self.controller_sync(&s),
             Ev::ControllerWrites(s, calls, max) => self.controller_writes(&s, calls, max),
             Ev::ProxySync(n) => self.proxy_sync(&n),
+            Ev::Write(verb, obj, actor, cause) => {
+                self.write(verb, obj, actor, &cause);
+            }
         }
     }
 
@@ -582,7 +587,18 @@ impl Sim {
                     self.enqueue(&key, d);
                 }
             }
-            Obj::Endpoints(_) => {}
+            Obj::Endpoints(e) => {
+                // The mirroring controller watches Endpoints of selector-less Services; the Endpoints
+                // controller only cares when its object is deleted under it.
+                let key = api::key_of(&e.metadata);
+                let selectorless = matches!(
+                    self.controller.informer.objects.get(&(Kind::Service, key.clone())).map(|o| &**o),
+                    Some(Obj::Service(s)) if s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).is_none()
+                );
+                if selectorless || ev.type_ == api::WatchType::Deleted {
+                    self.enqueue(&key, 0);
+                }
+            }
         }
     }
 
@@ -611,6 +627,8 @@ impl Sim {
                 return;
             }
         };
+        self.endpoints_and_mirroring_sync(key, &svc);
+        let inf = &self.controller.informer;
         let spec = svc.spec.clone().unwrap_or_default();
         if spec.type_.as_deref() == Some("ExternalName") {
             return;
@@ -666,6 +684,63 @@ impl Sim {
         self.controller.busy.insert(key.to_string());
         let at = self.now + self.config.api_latency_ms;
         self.schedule(at, Ev::ControllerWrites(key.to_string(), result.calls, max));
+    }
+
+    /// The legacy Endpoints controller and the mirroring controller, on the same informer.
+    fn endpoints_and_mirroring_sync(&mut self, key: &str, svc: &k8s_openapi::api::core::v1::Service) {
+        use crate::controller::{endpoints, mirroring};
+        let inf = &self.controller.informer;
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let current = match inf.objects.get(&(Kind::Endpoints, key.to_string())).map(|o| &**o) {
+            Some(Obj::Endpoints(e)) => Some(e.clone()),
+            _ => None,
+        };
+        let at = self.now + self.config.api_latency_ms;
+        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone());
+        match &selector {
+            Some(sel) => {
+                let pods: Vec<&k8s_openapi::api::core::v1::Pod> = inf
+                    .list(Kind::Pod)
+                    .filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
+                    .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
+                    .filter(|p| !sel.is_empty() && crate::controller::pods::selector_matches(sel, p.metadata.labels.as_ref()))
+                    .collect();
+                let (verb, obj) = match endpoints::sync(Some(svc), &pods, current.as_ref()) {
+                    endpoints::EndpointsWrite::Create(e) => ("create", e),
+                    endpoints::EndpointsWrite::Update(e) => ("update", e),
+                    _ => return,
+                };
+                let n: usize = obj.subsets.iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len)).sum();
+                let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
+                let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
+                self.schedule(at, Ev::Write(verb, Obj::Endpoints(obj), "endpoints-controller", cause));
+            }
+            None => {
+                let Some(ep) = current else { return };
+                let existing: Vec<EndpointSlice> = inf
+                    .list(Kind::EndpointSlice)
+                    .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+                    .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns)
+                    .filter(|s| {
+                        let l = s.metadata.labels.as_ref();
+                        l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
+                            && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
+                                == Some(crate::controller::MIRRORING_CONTROLLER_NAME)
+                    })
+                    .cloned()
+                    .collect();
+                let r = mirroring::sync(Some(svc), Some(&ep), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
+                for c in r.calls {
+                    let verb = match c.verb {
+                        crate::controller::reconciler::Verb::Create => "create",
+                        crate::controller::reconciler::Verb::Update => "update",
+                        crate::controller::reconciler::Verb::Delete => "delete",
+                    };
+                    self.schedule(at, Ev::Write(verb, Obj::EndpointSlice(c.slice), "endpointslicemirroring-controller", c.cause.describe()));
+                }
+            }
+        }
     }
 
     fn controller_writes(&mut self, key: &str, calls: Vec<ApiCall>, max: usize) {
