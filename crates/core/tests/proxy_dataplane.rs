@@ -206,7 +206,7 @@ fn affinity_only_chooses_among_current_candidates() {
     let svc = service(json!({"sessionAffinity": "ClientIP"}));
     let s = ready_slice("web-1", 3);
     for mode in MODES {
-        let mut kp = proxy(mode, &svc, &[s.clone()], 5);
+        let mut kp = proxy(mode, &svc, std::slice::from_ref(&s), 5);
         let src = client(1);
         let first = backend(&kp.connect(&tuple(src, 1, CLUSTER_IP, 80), 0));
         // The remembered endpoint goes away: the client falls through to the pick.
@@ -232,7 +232,7 @@ fn reject_when_nothing_usable_drop_when_nothing_local() {
     assert!(matches!(kp.connect(&tuple(client(1), 1, CLUSTER_IP, 80), 0), Outcome::Refused { .. }));
     // iTP=Local with endpoints only elsewhere: DROP (the client times out), not REJECT.
     let remote = slice_of("web-1", vec![ep_value(&Ep("10.1.0.1", "node-1", true, true, false, None))], "TCP");
-    let mut kp = proxy(Mode::Iptables, &service(json!({"internalTrafficPolicy": "Local"})), &[remote.clone()], 1);
+    let mut kp = proxy(Mode::Iptables, &service(json!({"internalTrafficPolicy": "Local"})), std::slice::from_ref(&remote), 1);
     assert_eq!(
         kp.connect(&tuple(client(1), 1, CLUSTER_IP, 80), 0),
         Outcome::Dropped { spn: kp.ports().next().unwrap().info.name.clone(), reason: DropReason::NoLocalEndpoints }

@@ -806,8 +806,8 @@ fn parse_nft(text: &str) -> Nft {
         let t = line.trim();
         if let Some((name, mut body, mut raw)) = cur.take() {
             if line == "\t}" {
-                if name.starts_with("chain ") {
-                    chains.insert(name[6..].to_string(), body);
+                if let Some(c) = name.strip_prefix("chain ") {
+                    chains.insert(c.to_string(), body);
                 }
                 blocks.insert(name, raw);
             } else {

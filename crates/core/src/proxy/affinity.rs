@@ -12,10 +12,13 @@ use rustc_hash::FxHashMap;
 
 use super::Endpoint;
 
+/// Per client: the endpoints it was sent to, with the time of its last new connection through each.
+type Seen = Vec<(Arc<str>, u64)>;
+
 /// The recent-lists of one node: per (client IP, service port), the endpoints it was sent to and when.
 #[derive(Clone, Debug, Default)]
 pub struct AffinityTable {
-    seen: FxHashMap<(IpAddr, Arc<str>), Vec<(Arc<str>, u64)>>,
+    seen: FxHashMap<(IpAddr, Arc<str>), Seen>,
 }
 
 impl AffinityTable {

@@ -45,11 +45,14 @@ struct SliceData {
     labels: Option<BTreeMap<String, String>>,
 }
 
+/// A slice's contribution per (port name, protocol), in slice order.
+type ParsedPorts = Vec<((String, Protocol), Vec<Arc<Endpoint>>)>;
+
 #[derive(Clone, Debug)]
 struct StoredSlice {
     data: SliceData,
     /// Per (port name, protocol): the endpoints this slice contributes, in slice order.
-    parsed: Vec<((String, Protocol), Vec<Arc<Endpoint>>)>,
+    parsed: ParsedPorts,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -169,7 +172,7 @@ impl SliceCache {
         self.services.get(key).map(|s| s.slices.keys().cloned().collect()).unwrap_or_default()
     }
 
-    fn parse(&self, slice: &EndpointSlice) -> Vec<((String, Protocol), Vec<Arc<Endpoint>>)> {
+    fn parse(&self, slice: &EndpointSlice) -> ParsedPorts {
         let mut out = Vec::new();
         for port in slice.ports.iter().flatten() {
             // §3.1: a port with no name, or no (or a zero) number, is skipped.
@@ -257,7 +260,8 @@ impl SliceCache {
 /// §3.4–§3.6: merge slices (visited in slice-name order) per port; dedup by `ip:port`, a later duplicate
 /// replacing an earlier one only when it is not terminating; then sort by the endpoint string as text.
 fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints {
-    let mut buckets: BTreeMap<(String, Protocol), (Vec<Arc<Endpoint>>, FxHashMap<String, usize>)> = BTreeMap::new();
+    type Bucket = (Vec<Arc<Endpoint>>, FxHashMap<String, usize>);
+    let mut buckets: BTreeMap<(String, Protocol), Bucket> = BTreeMap::new();
     for s in slices {
         for (key, eps) in &s.parsed {
             let (list, index) = buckets.entry(key.clone()).or_default();

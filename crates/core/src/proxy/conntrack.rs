@@ -72,7 +72,7 @@ impl ConnTable {
             .map(|(t, _)| *t)
             .collect();
         let mut out: Vec<(FiveTuple, ConnEntry)> = stale.into_iter().filter_map(|t| self.entries.remove(&t).map(|e| (t, e))).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|a| a.0);
         out
     }
 

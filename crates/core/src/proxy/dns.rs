@@ -204,7 +204,7 @@ mod tests {
     fn headless_service_ready_endpoints_hostnames_and_nxdomain() {
         let s = svc("metadata: {name: db, namespace: ns}\nspec: {clusterIP: None, ports: [{name: pg, port: 5432}]}");
         let sl = slice("metadata: {name: db-1, namespace: ns, labels: {kubernetes.io/service-name: db}}\naddressType: IPv4\nports: [{name: pg, port: 5432, protocol: TCP}]\nendpoints:\n- {addresses: [10.0.0.1], hostname: db-0, conditions: {ready: true}}\n- {addresses: [10.0.0.2], conditions: {ready: true}}\n- {addresses: [10.0.0.3], conditions: {ready: false}}");
-        let d = ClusterDns::build(&[s.clone()], &[sl.clone()], DEFAULT_ZONE);
+        let d = ClusterDns::build(std::slice::from_ref(&s), std::slice::from_ref(&sl), DEFAULT_ZONE);
         let a = d.lookup("db.ns.svc.cluster.local", QType::A).unwrap();
         assert_eq!(a, vec![Record::A("10.0.0.1".parse().unwrap()), Record::A("10.0.0.2".parse().unwrap())]);
         assert_eq!(d.lookup("db-0.db.ns.svc.cluster.local", QType::A).unwrap().len(), 1);

@@ -384,6 +384,15 @@ pub fn build<'a>(ports: impl IntoIterator<Item = &'a PortState>, net: &NetConfig
             }
             Some(Rule::new(c(format!("{name} cluster IP")), m, Target::Jump(KUBE_MARK_MASQ.into())))
         };
+        // Each endpoint chain name is hashed once (every usable endpoint is in the reachable set).
+        let reachable = ps.cat.reachable_or_empty();
+        let sep_names: Vec<String> = reachable.iter().map(|&i| endpoint_chain(spn, &ps.endpoints[i].endpoint)).collect();
+        let sep_of = |i: usize| -> String {
+            match reachable.binary_search(&i) {
+                Ok(k) => sep_names[k].clone(),
+                Err(_) => endpoint_chain(spn, &ps.endpoints[i].endpoint),
+            }
+        };
         for (chain, set, is_internal) in [
             (&svc_chain, ps.cat.cluster_or_empty(), !info.internal_policy_local),
             (&svl_chain, ps.cat.local_or_empty(), info.internal_policy_local),
@@ -401,7 +410,7 @@ pub fn build<'a>(ports: impl IntoIterator<Item = &'a PortState>, net: &NetConfig
             if let Some(seconds) = info.affinity_seconds {
                 for &i in set {
                     let ep = &ps.endpoints[i];
-                    let sep = endpoint_chain(spn, &ep.endpoint);
+                    let sep = sep_of(i);
                     rules.push(Rule::new(
                         c(format!("{name} -> {}", ep.endpoint)),
                         vec![Match::RecentCheck { name: sep.clone(), seconds }],
@@ -412,14 +421,14 @@ pub fn build<'a>(ports: impl IntoIterator<Item = &'a PortState>, net: &NetConfig
             let n = set.len();
             for (k, &i) in set.iter().enumerate() {
                 let ep = &ps.endpoints[i];
-                let sep = endpoint_chain(spn, &ep.endpoint);
+                let sep = sep_of(i);
                 let m = if k + 1 < n { vec![Match::Probability(n - k)] } else { vec![] };
                 rules.push(Rule::new(c(format!("{name} -> {}", ep.endpoint)), m, Target::Jump(sep)));
             }
         }
-        for &i in ps.cat.reachable_or_empty() {
+        for (k, &i) in reachable.iter().enumerate() {
             let ep = &ps.endpoints[i];
-            let sep = endpoint_chain(spn, &ep.endpoint);
+            let sep = sep_names[k].clone();
             let rules = rs.nat.chain(&sep);
             rules.push(Rule::new(c(name.clone()), vec![Match::Src { cidr: Cidr::host(ep.addr), negate: false }], Target::Jump(KUBE_MARK_MASQ.into())));
             let mut m = Vec::new();

@@ -173,10 +173,11 @@ impl VirtualServer {
     /// Schedule a new connection from `src`: persistence first, then the scheduler. `None` when the
     /// virtual server has no real server of weight > 0.
     pub fn schedule(&mut self, src: &IpAddr, now_ms: u64) -> Option<Arc<Endpoint>> {
-        let live = self.live();
-        if live.is_empty() {
+        if !self.reals.iter().any(|r| r.weight > 0) {
             return None;
         }
+        let rr = matches!(self.scheduler, Scheduler::Rr | Scheduler::Wrr);
+        let live = if rr { Vec::new() } else { self.live() };
         if let Some(secs) = self.persistent {
             if let Some((ep, last)) = self.persistence.get(src) {
                 if now_ms.saturating_sub(*last) <= secs as u64 * 1000 {
@@ -190,11 +191,13 @@ impl VirtualServer {
         }
         let i = match self.scheduler {
             Scheduler::Rr | Scheduler::Wrr => {
-                let next = match &self.rr_last {
-                    Some(last) => live.iter().copied().find(|&i| self.reals[i].endpoint.endpoint.as_str() > last.as_str()),
-                    None => None,
+                // The next server of weight > 0 after the last one chosen, in order, wrapping around.
+                let n = self.reals.len();
+                let start = match &self.rr_last {
+                    Some(last) => self.reals.partition_point(|r| r.endpoint.endpoint.as_str() <= last.as_str()),
+                    None => 0,
                 };
-                next.unwrap_or(live[0])
+                (0..n).map(|k| (start + k) % n).find(|&i| self.reals[i].weight > 0).unwrap_or(0)
             }
             Scheduler::Lc | Scheduler::Wlc => self.least_connections(&live).unwrap_or(live[0]),
             Scheduler::Sed => live.iter().copied().min_by_key(|&i| self.reals[i].active).unwrap_or(live[0]),

@@ -53,7 +53,7 @@ pub fn affinity_set(spn: &ServicePortName, ep: &Endpoint) -> String {
 
 /// The kernel's `numgen random mod n`: a 32-bit random number scaled into 0..n.
 pub fn numgen_random(rng: &mut Rng, n: usize) -> usize {
-    let r = (rng.next_u64() >> 32) as u64;
+    let r = rng.next_u64() >> 32;
     ((r * n as u64) >> 32) as usize
 }
 
