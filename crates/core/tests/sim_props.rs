@@ -14,7 +14,8 @@ fn base() -> Scenario {
           "services":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},
              "spec":{"selector":{"app":"web"},"ports":[{"name":"http","port":80,"targetPort":"http"}]}}],
           "workloads":[{"name":"web","replicas":12,"labels":{"app":"web"},"ports":[{"name":"http","port":8080}],
-             "readinessDelay":"1s","terminationGracePeriodSeconds":3}]}}"#,
+             "readinessDelay":"1s","terminationGracePeriodSeconds":3}]},
+        "traffic":[{"service":"web","rate":20}]}"#,
     )
     .expect("base scenario parses")
 }
@@ -42,6 +43,7 @@ fn action() -> impl Strategy<Value = Action> {
         (1usize..40).prop_map(|m| Action::SetMaxEndpointsPerSlice { max: m }),
         Just(Action::RollOut { workload: "web".into() }),
         (0u64..500).prop_map(|ms| Action::SetApiLatency { ms }),
+        (0u32..100).prop_map(|r| Action::SetTrafficRate { rate: r as f64, flow: None }),
     ]
 }
 
@@ -76,5 +78,9 @@ proptest! {
         for (node, p) in &sim.proxies {
             prop_assert_eq!(p.programmed_endpoints(), slices, "node {} is stale", node);
         }
+        // Once settled, no connection is sent to a Pod that is gone or dead.
+        let st = &sim.traffic.stats;
+        let tail = &st.per_second[st.per_second.len().saturating_sub(10)..];
+        prop_assert!(tail.iter().all(|s| s[2] == 0 && s[3] == 0), "failures after settling: {:?}", tail);
     }
 }

@@ -35,6 +35,8 @@ pub enum Action {
     RestoreWatch { node: String },
     /// Extra latency on every API write, in milliseconds.
     SetApiLatency { ms: u64 },
+    /// Connections per second of every traffic flow (or of flow `flow`).
+    SetTrafficRate { rate: f64, #[serde(default)] flow: Option<usize> },
 }
 
 impl Action {
@@ -57,6 +59,8 @@ impl Action {
             Action::CutWatch { node } => format!("cut the watch of {node}"),
             Action::RestoreWatch { node } => format!("restore the watch of {node}"),
             Action::SetApiLatency { ms } => format!("set API latency to {ms} ms"),
+            Action::SetTrafficRate { rate, flow: None } => format!("set traffic to {rate} connections/s"),
+            Action::SetTrafficRate { rate, flow: Some(i) } => format!("set traffic flow {i} to {rate} connections/s"),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod scenario;
 pub mod timeline;
+pub mod traffic;
 mod world;
 
 use std::cmp::Reverse;
@@ -38,6 +39,8 @@ pub struct Config {
     pub schedule_delay_ms: u64,
     pub container_start_ms: u64,
     pub probe_period_ms: u64,
+    /// kube-proxy's mode on every node: iptables, nftables or ipvs.
+    pub proxy_mode: String,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             schedule_delay_ms: 100,
             container_start_ms: 1500,
             probe_period_ms: 1000,
+            proxy_mode: "iptables".into(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub(crate) enum Ev {
     ControllerSync(String),
     ControllerWrites(String, Vec<ApiCall>, usize),
     ProxySync(String),
+    TrafficTick,
     /// A write by a controller other than the EndpointSlice one: (verb, object, actor, cause).
     Write(&'static str, Obj, &'static str, String),
 }
@@ -237,10 +242,14 @@ pub struct SliceController {
     pub syncs: u64,
 }
 
-/// A node's kube-proxy: its informer and the view it last programmed.
+/// A node's kube-proxy: its informer, the view it last programmed, and the kube-proxy model itself
+/// (one per IP family), which routes this node's connections.
 #[derive(Clone, Debug, Default)]
 pub struct NodeProxy {
     pub informer: Informer,
+    pub zone: String,
+    pub index: u32,
+    pub kube_proxies: Vec<crate::proxy::node::KubeProxy>,
     pub last_sync_start: Option<u64>,
     pub sync_scheduled: bool,
     /// Service key → the slices it saw at its last sync (shared with the informer).
@@ -288,6 +297,9 @@ pub struct Sim {
     /// Violations found by the write-time checks (they never panic; tests assert this is empty).
     pub violations: Vec<String>,
     hash: u64,
+    pub traffic: traffic::Traffic,
+    pub(crate) traffic_rng: Rng,
+    pub seed: u64,
 }
 
 impl Sim {
@@ -322,6 +334,10 @@ impl Sim {
         if let Some(v) = p.node_monitor_grace {
             config.node_monitor_grace_ms = v.0;
         }
+        if let Some(v) = &p.proxy_mode {
+            crate::proxy::node::Mode::parse(v)?;
+            config.proxy_mode = v.clone();
+        }
         let reconciler = Reconciler::new(ReconcilerOptions {
             max_endpoints_per_slice: config.max_endpoints_per_slice,
             ..Default::default()
@@ -346,9 +362,13 @@ impl Sim {
             seq: 0,
             violations: Vec::new(),
             hash: 0xcbf2_9ce4_8422_2325,
+            traffic: traffic::Traffic::new(sc.traffic.clone()),
+            traffic_rng: Rng::new(sc.seed ^ 0x7472_6166_6669_6321),
+            seed: sc.seed,
             config,
         };
         world::build(&mut sim, sc)?;
+        traffic::ensure_ticking(&mut sim);
         let mut actions: Vec<&TimedAction> = sc.actions.iter().chain(extra.iter()).collect();
         actions.sort_by_key(|a| a.at.0);
         for a in actions {
@@ -373,7 +393,15 @@ impl Sim {
         self.log.push(e);
     }
 
-    /// The FNV-1a hash of the whole log so far (the `trace hash`).
+    /// Fold bytes into the trace hash (traffic outcomes, which are not all logged).
+    pub(crate) fn mix(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.hash ^= b as u64;
+            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The FNV-1a hash of the whole log so far, and of every connection's outcome (the `trace hash`).
     pub fn trace_hash(&self) -> u64 {
         self.hash
     }
@@ -426,6 +454,7 @@ impl Sim {
             Ev::ControllerSync(s) => self.controller_sync(&s),
             Ev::ControllerWrites(s, calls, max) => self.controller_writes(&s, calls, max),
             Ev::ProxySync(n) => self.proxy_sync(&n),
+            Ev::TrafficTick => traffic::tick(self),
             Ev::Write(verb, obj, actor, cause) => {
                 self.write(verb, obj, actor, &cause);
             }
@@ -489,6 +518,7 @@ impl Sim {
                     return;
                 }
                 p.informer.apply(&ev);
+                traffic::feed(&mut p.kube_proxies, &ev);
                 self.proxy_changed(&node);
             }
         }
@@ -498,11 +528,40 @@ impl Sim {
     pub(crate) fn relist_proxy(&mut self, node: &str) {
         let objs: Vec<Arc<Obj>> =
             self.api.list_shared(Kind::Service).chain(self.api.list_shared(Kind::EndpointSlice)).cloned().collect();
+        let mut kps = self.new_kube_proxies(node);
+        traffic::relist(&mut kps, &objs);
         if let Some(p) = self.proxies.get_mut(node) {
             p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), o)).collect();
             p.informer.connected = true;
+            p.kube_proxies = kps;
         }
         self.proxy_changed(node);
+    }
+
+    /// A node's kube-proxies (one per family of the cluster), empty, configured for the node.
+    fn new_kube_proxies(&self, node: &str) -> Vec<crate::proxy::node::KubeProxy> {
+        use crate::proxy::node::{KubeProxy, Mode, ProxyConfig};
+        let Some(p) = self.proxies.get(node) else { return Vec::new() };
+        let mode = Mode::parse(&self.config.proxy_mode).unwrap_or(Mode::Iptables);
+        let mut fams = vec![crate::IpFamily::V4];
+        if self.world.dual_stack {
+            fams.push(crate::IpFamily::V6);
+        }
+        let seed = crate::rng::Rng::from_str_seed(node).next_u64() ^ self.seed;
+        fams.into_iter()
+            .map(|fam| {
+                let v6 = fam == crate::IpFamily::V6;
+                let mut c = ProxyConfig::new(node, fam);
+                c.node_zone = Some(p.zone.clone());
+                c.mode = mode;
+                c.min_sync_period_ms = self.config.min_sync_period_ms;
+                if !v6 {
+                    c.net.node_ips = vec![world::node_ip(p.index)];
+                }
+                c.net.local_detector = crate::proxy::Cidr::parse(&world::pod_cidr(p.index, v6)).ok();
+                KubeProxy::new(c, seed ^ v6 as u64)
+            })
+            .collect()
     }
 
     // ---- the EndpointSlice controller ----
@@ -793,6 +852,9 @@ impl Sim {
         p.last_sync_start = Some(now);
         p.synced_at = Some(now);
         p.syncs += 1;
+        for kp in &mut p.kube_proxies {
+            kp.sync(now);
+        }
         let mut view: BTreeMap<String, Vec<Arc<Obj>>> = BTreeMap::new();
         for ((kind, _), o) in p.informer.objects.range((Kind::EndpointSlice, String::new())..) {
             if *kind != Kind::EndpointSlice {
@@ -843,6 +905,11 @@ impl Sim {
         out.push_str(&format!("controller syncs: {}\n", self.controller.syncs));
         let proxy_syncs: u64 = self.proxies.values().map(|p| p.syncs).sum();
         out.push_str(&format!("kube-proxy syncs: {proxy_syncs}\n"));
+        let t = &self.traffic.stats;
+        out.push_str(&format!("connections: {}\n", t.total));
+        for o in traffic::ConnOutcome::ALL {
+            out.push_str(&format!("connections {}: {}\n", o.name(), t.by_outcome[o.index()]));
+        }
         out.push_str(&format!("log entries: {}\n", self.log.len()));
         out
     }
@@ -854,6 +921,7 @@ impl Sim {
         if let Some(v) = self.violations.first() {
             return Err(v.clone());
         }
+        traffic::check(self)?;
         for s in self.api.slices() {
             if crate::controller::plan::eps(s).len() > 1000 {
                 return Err(format!("slice {} holds more than 1000 endpoints", api::key_of(&s.metadata)));

@@ -148,6 +148,8 @@ pub struct ConfigPatch {
     pub min_sync_period: Option<Millis>,
     pub eviction_timeout: Option<Millis>,
     pub node_monitor_grace: Option<Millis>,
+    /// kube-proxy's mode: iptables (default), nftables or ipvs.
+    pub proxy_mode: Option<String>,
 }
 
 /// An action at a time.
@@ -168,6 +170,9 @@ pub struct Scenario {
     #[serde(default)]
     pub config: ConfigPatch,
     pub world: WorldSpec,
+    /// Clients opening connections to Services.
+    #[serde(default)]
+    pub traffic: Vec<super::traffic::FlowSpec>,
     #[serde(default)]
     pub actions: Vec<TimedAction>,
 }
@@ -207,6 +212,10 @@ impl Scenario {
                 return Err(format!("scenario {}: maxEndpointsPerSlice must be 1..1000, got {m}", self.id));
             }
         }
+        if let Some(m) = &self.config.proxy_mode {
+            crate::proxy::node::Mode::parse(m).map_err(|e| format!("scenario {}: proxyMode: {e}", self.id))?;
+        }
+        super::traffic::validate(&self.traffic).map_err(|e| format!("scenario {}: {e}", self.id))?;
         let pods: u64 = self.world.workloads.iter().map(|w| w.replicas as u64).sum();
         if pods > 20_000 {
             return Err(format!("scenario {}: at most 20000 pods, got {pods}", self.id));

@@ -58,16 +58,24 @@ pub(crate) struct World {
     pub dual_stack: bool,
     next_node_index: u32,
     next_cluster_ip: u32,
+    next_node_port: u32,
+    next_lb_ip: u32,
     pod_seq: u64,
     /// (workload, node) → bound pods, for the scheduler's spreading.
     bound: BTreeMap<(String, String), usize>,
     /// Workloads with a sync already scheduled (syncs are coalesced).
     pub sync_pending: std::collections::BTreeSet<String>,
-    ips_in_use: std::collections::BTreeSet<String>,
+    /// Pod IP → the pod (`namespace/name`) that holds it.
+    ips_in_use: BTreeMap<String, String>,
 }
 
 impl World {
     /// Drop a pod's runtime state (it is gone from the API), releasing its node slot and IPs.
+    /// The pod that holds an IP now.
+    pub(crate) fn ip_owner(&self, ip: &str) -> Option<String> {
+        self.ips_in_use.get(ip).cloned()
+    }
+
     pub(crate) fn forget_pod(&mut self, key: &str) -> Option<PodRt> {
         let rt = self.pods.remove(key)?;
         if let Some(n) = &rt.node {
@@ -88,7 +96,38 @@ pub(crate) fn timestamp(ms: u64) -> Option<Time> {
     k8s_openapi::jiff::Timestamp::from_millisecond(BASE_MS + ms as i64).ok().map(Time)
 }
 
-fn node_object(name: &str, zone: &str, cpu: &str, control_plane: bool) -> Node {
+/// A node's InternalIP.
+pub(crate) fn node_ip(index: u32) -> std::net::IpAddr {
+    std::net::IpAddr::from([192, 168, (index / 250) as u8, (index % 250 + 2) as u8])
+}
+
+/// A node's pod CIDR for one family (pods get hosts 2..254 of it).
+pub(crate) fn pod_cidr(index: u32, v6: bool) -> String {
+    if v6 {
+        format!("fd00:10:244:{index:x}::/64")
+    } else {
+        format!("10.{}.{}.0/24", 244 + index / 256, index % 256)
+    }
+}
+
+/// Whether an address is in the cluster's pod network (10.244.0.0/14, fd00:10:244::/48).
+pub(crate) fn in_pod_network(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => a.octets()[0] == 10 && (244..=247).contains(&a.octets()[1]),
+        std::net::IpAddr::V6(a) => a.segments()[..3] == [0xfd00, 0x10, 0x244],
+    }
+}
+
+/// The address client pods on a node send from (host 1 of its pod CIDR: never a workload pod).
+pub(crate) fn client_ip(index: u32, v6: bool) -> std::net::IpAddr {
+    if v6 {
+        format!("fd00:10:244:{index:x}::1").parse().unwrap_or(std::net::IpAddr::from([0u16; 8]))
+    } else {
+        std::net::IpAddr::from([10, (244 + index / 256) as u8, (index % 256) as u8, 1])
+    }
+}
+
+fn node_object(name: &str, zone: &str, cpu: &str, control_plane: bool, index: u32) -> Node {
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
         (LABEL_ZONE.to_string(), zone.to_string()),
@@ -103,6 +142,7 @@ fn node_object(name: &str, zone: &str, cpu: &str, control_plane: bool) -> Node {
         status: Some(NodeStatus {
             allocatable: Some(BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))])),
             conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+            addresses: Some(vec![k8s_openapi::api::core::v1::NodeAddress { type_: "InternalIP".into(), address: node_ip(index).to_string() }]),
             ..Default::default()
         }),
     }
@@ -118,11 +158,11 @@ fn add_node(sim: &mut Sim, name: &str, zone: &str, cpu: &str, control_plane: boo
     sim.world.nodes.insert(name.to_string(), NodeRt { index, failed: false, cordoned: false, next_host: 2 });
     sim.proxies.insert(
         name.to_string(),
-        NodeProxy { informer: super::Informer { connected: true, ..Default::default() }, ..Default::default() },
+        NodeProxy { informer: super::Informer { connected: true, ..Default::default() }, zone: zone.to_string(), index, ..Default::default() },
     );
     // A new kube-proxy starts with a full list of Services and slices.
     sim.relist_proxy(name);
-    sim.write("create", Obj::Node(node_object(name, zone, cpu, control_plane)), "node", cause);
+    sim.write("create", Obj::Node(node_object(name, zone, cpu, control_plane, index)), "node", cause);
 }
 
 /// Build the initial world of a scenario.
@@ -207,10 +247,27 @@ fn default_service(sim: &mut Sim, svc: &mut Service) {
             spec.ip_families = Some(fams);
         }
     }
+    let wants_node_port = matches!(spec.type_.as_deref(), Some("NodePort") | Some("LoadBalancer"));
     for p in spec.ports.iter_mut().flatten() {
         p.protocol.get_or_insert_with(|| "TCP".into());
         if p.target_port.is_none() {
             p.target_port = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p.port));
+        }
+        if wants_node_port && p.node_port.is_none() {
+            p.node_port = Some(30000 + (sim.world.next_node_port % 2768) as i32);
+            sim.world.next_node_port += 1;
+        }
+    }
+    if spec.type_.as_deref() == Some("LoadBalancer") {
+        let n = sim.world.next_lb_ip;
+        sim.world.next_lb_ip += 1;
+        let st = svc.status.get_or_insert_with(Default::default);
+        let lb = st.load_balancer.get_or_insert_with(Default::default);
+        if lb.ingress.as_ref().is_none_or(|i| i.is_empty()) {
+            lb.ingress = Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress {
+                ip: Some(format!("203.0.113.{}", 10 + n % 240)),
+                ..Default::default()
+            }]);
         }
     }
 }
@@ -495,7 +552,7 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
     sim.schedule(at, Ev::PodStarted(key.to_string()));
 }
 
-fn allocate_ips(sim: &mut Sim, node: &str) -> Vec<String> {
+fn allocate_ips(sim: &mut Sim, node: &str, key: &str) -> Vec<String> {
     let dual = sim.world.dual_stack;
     let Some(rt) = sim.world.nodes.get_mut(node) else { return Vec::new() };
     let index = rt.index;
@@ -503,7 +560,7 @@ fn allocate_ips(sim: &mut Sim, node: &str) -> Vec<String> {
         let host = rt.next_host;
         rt.next_host = if rt.next_host >= 254 { 2 } else { rt.next_host + 1 };
         let v4 = format!("10.{}.{}.{}", 244 + index / 256, index % 256, host);
-        if sim.world.ips_in_use.contains(&v4) {
+        if sim.world.ips_in_use.contains_key(&v4) {
             continue;
         }
         let mut ips = vec![v4];
@@ -511,7 +568,7 @@ fn allocate_ips(sim: &mut Sim, node: &str) -> Vec<String> {
             ips.push(format!("fd00:10:244:{index:x}::{host:x}"));
         }
         for ip in &ips {
-            sim.world.ips_in_use.insert(ip.clone());
+            sim.world.ips_in_use.insert(ip.clone(), key.to_string());
         }
         return ips;
     }
@@ -525,7 +582,7 @@ pub(crate) fn pod_started(sim: &mut Sim, key: &str) {
     if podutil::is_terminating(&p) || sim.world.nodes.get(&node).is_none_or(|n| n.failed) {
         return;
     }
-    let ips = allocate_ips(sim, &node);
+    let ips = allocate_ips(sim, &node, key);
     if ips.is_empty() {
         sim.log("kubelet", format!("pod {key} has no IP"), format!("pod CIDR of {node} is full"));
         return;
@@ -874,6 +931,11 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
             }
         }
         Action::SetApiLatency { ms } => sim.config.api_latency_ms = ms.min(60_000),
+        Action::SetTrafficRate { rate, flow } => {
+            if let Err(e) = super::traffic::set_rate(sim, rate, flow) {
+                sim.log("action", format!("rejected: {e}"), cause);
+            }
+        }
     }
 }
 
