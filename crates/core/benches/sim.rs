@@ -12,6 +12,7 @@ fn scenario(pods: u32, flap: f64) -> Scenario {
         "world":{{"zones":["zone-a","zone-b","zone-c"],"nodesPerZone":{nodes},
           "services":[{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"web"}},"spec":{{"selector":{{"app":"web"}},"ports":[{{"name":"http","port":80,"targetPort":8080}}]}}}}],
           "workloads":[{{"name":"web","replicas":{pods},"labels":{{"app":"web"}},"ports":[{{"name":"http","port":8080}}],"probeFailureRate":{flap}}}]}},
+        "traffic":[{{"service":"web","rate":100}}],
         "actions":[{{"at":"5m","action":{{"type":"rollOut","workload":"web"}}}}]}}"#,
         nodes = (pods / 100).clamp(3, 40)
     );

@@ -29,4 +29,5 @@ pub mod reconciler;
 pub mod slices;
 pub mod store;
 pub mod topology;
+pub mod tracker;
 pub mod trafficdist;

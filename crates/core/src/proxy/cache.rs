@@ -50,9 +50,10 @@ type ParsedPorts = Vec<((String, Protocol), Vec<Arc<Endpoint>>)>;
 
 #[derive(Clone, Debug)]
 struct StoredSlice {
-    data: SliceData,
+    /// Shared, so that copies of the cache (simulation snapshots) are cheap.
+    data: Arc<SliceData>,
     /// Per (port name, protocol): the endpoints this slice contributes, in slice order.
-    parsed: ParsedPorts,
+    parsed: Arc<ParsedPorts>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -114,12 +115,6 @@ impl SliceCache {
         }
         let svc = slice.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE_NAME)).cloned().unwrap_or_default();
         let key: ServiceKey = (ns.clone(), svc);
-        let data = SliceData {
-            address_type: slice.address_type.clone(),
-            ports: slice.ports.clone(),
-            endpoints: slice.endpoints.clone(),
-            labels: slice.metadata.labels.clone(),
-        };
         // Moved to another Service: drop the old copy first.
         let mut moved = None;
         if let Some(old) = self.owners.get(&(ns.clone(), name.clone())) {
@@ -130,14 +125,26 @@ impl SliceCache {
         let entry = self.services.entry(key.clone()).or_default();
         if moved.is_none() {
             if let Some(stored) = entry.slices.get(&name) {
-                if stored.data == data {
+                // Compared in place: the copy is made only when something changed.
+                let d = &stored.data;
+                if d.address_type == slice.address_type
+                    && d.ports == slice.ports
+                    && d.endpoints == slice.endpoints
+                    && d.labels == slice.metadata.labels
+                {
                     return SliceChange::Unchanged;
                 }
             }
         }
+        let data = SliceData {
+            address_type: slice.address_type.clone(),
+            ports: slice.ports.clone(),
+            endpoints: slice.endpoints.clone(),
+            labels: slice.metadata.labels.clone(),
+        };
         let parsed = self.parse(slice);
         let entry = self.services.entry(key.clone()).or_default();
-        entry.slices.insert(name.clone(), StoredSlice { data, parsed });
+        entry.slices.insert(name.clone(), StoredSlice { data: Arc::new(data), parsed: Arc::new(parsed) });
         entry.merged = None;
         self.owners.insert((ns, name), key.clone());
         SliceChange::Changed(key)
@@ -260,20 +267,20 @@ impl SliceCache {
 /// §3.4–§3.6: merge slices (visited in slice-name order) per port; dedup by `ip:port`, a later duplicate
 /// replacing an earlier one only when it is not terminating; then sort by the endpoint string as text.
 fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints {
-    type Bucket = (Vec<Arc<Endpoint>>, FxHashMap<String, usize>);
+    type Bucket<'b> = (Vec<Arc<Endpoint>>, FxHashMap<&'b str, usize>);
     let mut buckets: BTreeMap<(String, Protocol), Bucket> = BTreeMap::new();
     for s in slices {
-        for (key, eps) in &s.parsed {
+        for (key, eps) in s.parsed.iter() {
             let (list, index) = buckets.entry(key.clone()).or_default();
             for e in eps {
-                match index.get(&e.endpoint) {
+                match index.get(e.endpoint.as_str()) {
                     Some(&i) => {
                         if !e.terminating {
                             list[i] = e.clone();
                         }
                     }
                     None => {
-                        index.insert(e.endpoint.clone(), list.len());
+                        index.insert(e.endpoint.as_str(), list.len());
                         list.push(e.clone());
                     }
                 }

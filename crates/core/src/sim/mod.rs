@@ -185,7 +185,7 @@ impl Informer {
 /// The tracker of §2: the generation the controller last wrote per slice, or an expected deletion.
 #[derive(Clone, Debug, Default)]
 pub struct SliceTracker {
-    by_service: BTreeMap<String, BTreeMap<String, Option<i64>>>,
+    by_service: BTreeMap<String, crate::controller::tracker::TrackedSlices>,
 }
 
 impl SliceTracker {
@@ -195,21 +195,7 @@ impl SliceTracker {
 
     /// §2.3 stale-cache check against the slices listed from the informer.
     fn stale(&self, svc: &str, listed: &[EndpointSlice]) -> bool {
-        let tracked = match self.by_service.get(svc) {
-            Some(t) => t,
-            None => return false,
-        };
-        let mut seen = BTreeSet::new();
-        for s in listed {
-            let name = s.metadata.name.as_deref().unwrap_or("");
-            seen.insert(name);
-            match tracked.get(name) {
-                Some(None) => return true,
-                Some(Some(g)) if s.metadata.generation.unwrap_or(0) < *g => return true,
-                _ => {}
-            }
-        }
-        tracked.iter().any(|(name, g)| g.is_some() && !seen.contains(name.as_str()))
+        crate::controller::tracker::stale(self.by_service.get(svc), listed)
     }
 
     fn newer_or_untracked(&self, svc: &str, slice: &EndpointSlice) -> bool {

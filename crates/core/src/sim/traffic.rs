@@ -428,7 +428,9 @@ fn usable_in_view(kp: &crate::proxy::node::KubeProxy, backend: &Arc<crate::proxy
     let Some((ps, _)) = kp.lookup(t.dst, t.dst_port, t.protocol) else {
         return Err(format!("picked {} for a destination it has no rules for", backend.endpoint));
     };
-    let ok = ps.cat.reachable_or_empty().iter().any(|&i| Arc::ptr_eq(&ps.endpoints[i], backend) || ps.endpoints[i].endpoint == backend.endpoint);
+    let reachable = ps.cat.reachable_or_empty();
+    let ok = reachable.iter().any(|&i| Arc::ptr_eq(&ps.endpoints[i], backend))
+        || reachable.iter().any(|&i| ps.endpoints[i].endpoint == backend.endpoint);
     if !ok {
         return Err(format!("picked {} which is not reachable in its view", backend.endpoint));
     }
