@@ -7,8 +7,10 @@
 pub mod actions;
 pub mod api;
 pub mod scenario;
+pub mod share;
 pub mod timeline;
 pub mod traffic;
+pub mod view;
 mod world;
 
 use std::cmp::Reverse;

@@ -1,0 +1,92 @@
+//! The page's view of a simulation: what it reads out must match the objects and the kube-proxies.
+
+use slicelab_core::sim::scenario::Scenario;
+use slicelab_core::sim::view::{PodState, FLASH_MS};
+use slicelab_core::sim::{Action, Sim};
+
+fn sim(id: &str, until: u64) -> Sim {
+    let mut s = Sim::new(&Scenario::by_id(id).expect("scenario")).expect("builds");
+    s.run_until(until);
+    s
+}
+
+#[test]
+fn the_cluster_view_holds_every_pod_once_on_its_node() {
+    let s = sim("node-failure-3-zones", 40_000);
+    let (zones, unscheduled) = s.cluster_view();
+    assert_eq!(zones.len(), 3);
+    let placed: usize = zones.iter().flat_map(|z| &z.nodes).map(|n| n.pods.len()).sum();
+    assert_eq!(placed + unscheduled.len(), s.api.pods().count());
+    for z in &zones {
+        for n in &z.nodes {
+            assert_eq!(n.zone, z.name);
+            assert!(n.pods.iter().all(|p| p.node.as_deref() == Some(n.name.as_str())));
+        }
+    }
+    let ready = zones.iter().flat_map(|z| &z.nodes).flat_map(|n| &n.pods).filter(|p| p.state == PodState::Ready).count();
+    assert!(ready > 0);
+}
+
+#[test]
+fn the_service_view_shows_the_slices_and_their_last_write() {
+    let mut s = sim("scale-0-350-0", 30_000);
+    let key = s.service_keys()[0].clone();
+    let v = s.service_view(&key).expect("the service");
+    let total: usize = v.slices.iter().map(|x| x.endpoints.len()).sum();
+    assert_eq!(total, 350);
+    assert!(v.slices.iter().all(|x| x.endpoints.len() <= 100 && x.address_type == "IPv4"));
+    let legacy = v.endpoints.expect("legacy Endpoints");
+    assert_eq!(legacy.ready + legacy.not_ready, 350);
+    // Kill a Pod: within the flash window its slice shows the write and the step that made it.
+    let pod = s.api.pods().next().unwrap().metadata.name.clone().unwrap();
+    s.act(Action::KillPod { pod: format!("default/{pod}") });
+    let t0 = s.now;
+    s.run_until(t0 + 3_000);
+    let v = s.service_view(&key).unwrap();
+    let flashing: Vec<_> = v.slices.iter().filter_map(|x| x.last_write.clone()).collect();
+    assert!(!flashing.is_empty(), "a slice was just written");
+    assert!(flashing.iter().all(|(t, verb, cause)| *t + FLASH_MS >= s.now && verb == "update" && cause.contains("step")), "{flashing:?}");
+    assert!(v.slices.iter().all(|x| x.endpoints.iter().all(|e| e.pod.as_deref() != Some(pod.as_str()) || !e.ready)));
+    s.run_until(t0 + 10_000);
+    assert!(s.service_view(&key).unwrap().slices.iter().all(|x| x.last_write.is_none()), "flashes fade");
+}
+
+#[test]
+fn a_node_with_a_cut_watch_is_stale_and_keeps_its_old_view() {
+    let mut s = sim("scale-0-350-0", 30_000);
+    let key = s.service_keys()[0].clone();
+    let node = s.api.nodes().next().unwrap().metadata.name.clone().unwrap();
+    assert!(!s.proxy_stale(&node));
+    let before = s.proxy_view(&node, &key).unwrap();
+    assert_eq!(before.ports.len(), 1);
+    assert_eq!(before.ports[0].endpoints.len(), 350);
+    assert_eq!(before.ports[0].endpoints.iter().filter(|e| e.usable).count(), 350);
+    s.act(Action::CutWatch { node: node.clone() });
+    s.act(Action::Scale { workload: "web".into(), replicas: 100 });
+    let t = s.now;
+    s.run_until(t + 20_000);
+    let after = s.proxy_view(&node, &key).unwrap();
+    assert!(after.stale && after.watch_cut);
+    assert_eq!(after.ports[0].endpoints.len(), 350, "the node still routes to what it last saw");
+    let other = s.api.nodes().nth(1).unwrap().metadata.name.clone().unwrap();
+    let fresh = s.proxy_view(&other, &key).unwrap();
+    assert!(!fresh.stale);
+    assert_eq!(fresh.ports[0].endpoints.len(), 100);
+    let (zones, _) = s.cluster_view();
+    let n = zones.iter().flat_map(|z| &z.nodes).find(|n| n.name == node).unwrap();
+    assert!(n.stale && n.watch_cut);
+    assert!(s.proxy_rules(&other, 10_000).contains("KUBE-SVC"));
+    assert!(s.proxy_rules(&other, 5).contains("more lines"));
+}
+
+#[test]
+fn dual_stack_slices_come_ipv4_first_then_ipv6() {
+    let s = sim("dual-stack", 30_000);
+    let v = s.service_view(&s.service_keys()[0]).unwrap();
+    let fams: Vec<&str> = v.slices.iter().map(|x| x.address_type.as_str()).collect();
+    assert!(fams.contains(&"IPv4") && fams.contains(&"IPv6"));
+    let first_v6 = fams.iter().position(|f| *f == "IPv6").unwrap();
+    assert!(fams[..first_v6].iter().all(|f| *f == "IPv4") && fams[first_v6..].iter().all(|f| *f == "IPv6"));
+    let recent = s.recent_connections(2_000);
+    assert!(!recent.is_empty() && recent.iter().all(|c| c.t + 2_000 >= s.now));
+}
