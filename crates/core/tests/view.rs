@@ -90,3 +90,38 @@ fn dual_stack_slices_come_ipv4_first_then_ipv6() {
     let recent = s.recent_connections(2_000);
     assert!(!recent.is_empty() && recent.iter().all(|c| c.t + 2_000 >= s.now));
 }
+
+#[test]
+fn kubectl_views_of_the_live_objects() {
+    use slicelab_core::sim::api::Kind;
+    use slicelab_core::sim::view::kubectl;
+    let s = sim("scale-0-350-0", 30_000);
+    let (head, rows) = kubectl::get(&s, Kind::EndpointSlice);
+    assert_eq!(head[0], "NAME");
+    assert_eq!(rows.len(), s.api.slices().count());
+    assert!(rows.iter().all(|r| r[1] == "IPv4" && r.len() == head.len()));
+    assert!(rows.iter().any(|r| r[3].contains("more...")));
+    let (_, pods) = kubectl::get(&s, Kind::Pod);
+    assert_eq!(pods.len(), 350);
+    assert!(pods.iter().all(|r| r[4].starts_with("node-")));
+    let key = kubectl::keys(&s, Kind::EndpointSlice)[0].clone();
+    let y = kubectl::yaml(&s, Kind::EndpointSlice, &key).unwrap();
+    assert!(y.contains("addressType: IPv4") && y.contains("kubernetes.io/service-name: web"), "{y}");
+    let d = kubectl::describe(&s, Kind::EndpointSlice, &key).unwrap();
+    assert!(d.starts_with("Name:") && d.contains("AddressType:  IPv4") && d.contains("Conditions:"));
+    assert!(kubectl::yaml(&s, Kind::Pod, "default/nope").is_none());
+    // Ages are virtual: nothing is older than the run.
+    assert!(rows.iter().all(|r| !r[4].contains('h')), "{rows:?}");
+}
+
+#[test]
+fn samples_are_taken_once_per_second_and_follow_the_slices() {
+    let s = sim("scale-0-350-0", 60_000);
+    let v: Vec<_> = s.samples.iter().collect();
+    assert!(v.len() > 30 && v.len() <= 61, "{}", v.len());
+    assert!(v.windows(2).all(|w| w[0].t / 1000 < w[1].t / 1000));
+    let last = v.last().unwrap();
+    let eps: usize = s.api.slices().map(|x| x.endpoints.as_ref().map_or(0, Vec::len)).sum();
+    assert!(last.t + 1000 > s.now || last.endpoints as usize == eps);
+    assert!(v.iter().any(|x| x.endpoints >= 350) && last.api_writes > 0 && last.slice_watch_bytes > 0);
+}

@@ -115,6 +115,8 @@ pub struct ApiServer {
     pub writes: BTreeMap<String, u64>,
     /// Bytes of every write's object, times the watchers that receive it, per kind.
     pub watch_bytes: BTreeMap<String, u64>,
+    /// The simulation's clock, for creation timestamps.
+    pub now_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +145,7 @@ impl ApiServer {
             rng: Rng::new(seed ^ 0xA11),
             writes: BTreeMap::new(),
             watch_bytes: BTreeMap::new(),
+            now_ms: 0,
         }
     }
 
@@ -183,6 +186,12 @@ impl ApiServer {
             m.uid = Some(format!("uid-{uid:06}"));
         }
         m.generation = Some(1);
+        if m.creation_timestamp.is_none() {
+            // Virtual time, counted from the Unix epoch.
+            if let Ok(ts) = k8s_openapi::jiff::Timestamp::from_millisecond(self.now_ms as i64) {
+                m.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
+            }
+        }
         let obj = Arc::new(obj);
         self.objects.entry(kind).or_default().insert(key, obj.clone());
         self.count(kind, "create");

@@ -112,24 +112,35 @@ pub struct LogEntry {
     pub cause: String,
 }
 
-/// The why-log: append-only, in shared chunks, so that snapshots of the simulation share it.
-#[derive(Clone, Debug, Default)]
-pub struct Log {
-    chunks: Vec<std::sync::Arc<Vec<LogEntry>>>,
+/// An append-only list in shared chunks, so that snapshots of the simulation share it.
+#[derive(Clone, Debug)]
+pub struct Chunked<T> {
+    chunks: Vec<std::sync::Arc<Vec<T>>>,
     len: usize,
 }
 
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+}
+
+/// The why-log.
+pub type Log = Chunked<LogEntry>;
+
 const LOG_CHUNK: usize = 1024;
 
-impl Log {
-    pub fn push(&mut self, e: LogEntry) {
+impl<T: Clone> Chunked<T> {
+    pub fn push(&mut self, e: T) {
         match self.chunks.last_mut() {
             Some(c) if c.len() < LOG_CHUNK => std::sync::Arc::make_mut(c).push(e),
             _ => self.chunks.push(std::sync::Arc::new(vec![e])),
         }
         self.len += 1;
     }
+}
 
+impl<T> Chunked<T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -138,25 +149,39 @@ impl Log {
         self.len == 0
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &LogEntry> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.chunks.iter().flat_map(|c| c.iter())
     }
 
-    pub fn get(&self, i: usize) -> Option<&LogEntry> {
+    pub fn get(&self, i: usize) -> Option<&T> {
         self.chunks.get(i / LOG_CHUNK).and_then(|c| c.get(i % LOG_CHUNK))
     }
 
-    pub fn last(&self) -> Option<&LogEntry> {
+    pub fn last(&self) -> Option<&T> {
         self.chunks.last().and_then(|c| c.last())
     }
 }
 
-impl<'a> IntoIterator for &'a Log {
-    type Item = &'a LogEntry;
-    type IntoIter = Box<dyn Iterator<Item = &'a LogEntry> + 'a>;
+impl<'a, T> IntoIterator for &'a Chunked<T> {
+    type Item = &'a T;
+    type IntoIter = Box<dyn Iterator<Item = &'a T> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }
+}
+
+/// The cluster at one moment, for the charts: taken at most once per virtual second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    pub t: u64,
+    pub slices: u32,
+    pub endpoints: u32,
+    pub ready_endpoints: u32,
+    /// Every API write so far.
+    pub api_writes: u64,
+    /// Bytes sent to watchers so far, EndpointSlices and Endpoints.
+    pub slice_watch_bytes: u64,
+    pub endpoints_watch_bytes: u64,
 }
 
 /// An informer's local cache.
@@ -278,6 +303,8 @@ pub struct Sim {
     pub proxies: BTreeMap<String, NodeProxy>,
     pub(crate) world: world::World,
     pub log: Log,
+    /// One sample per virtual second (at most), for the charts.
+    pub samples: Chunked<Sample>,
     pub(crate) rng: Rng,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: BTreeMap<u64, Ev>,
@@ -344,6 +371,7 @@ impl Sim {
             proxies: BTreeMap::new(),
             world: world::World::default(),
             log: Log::default(),
+            samples: Chunked::default(),
             rng: Rng::new(sc.seed),
             queue: BinaryHeap::new(),
             events: BTreeMap::new(),
@@ -403,10 +431,31 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         let Some(Reverse((t, seq))) = self.queue.pop() else { return false };
         self.now = self.now.max(t);
+        self.api.now_ms = self.now;
         if let Some(ev) = self.events.remove(&seq) {
             self.handle(ev);
         }
+        if self.samples.last().is_none_or(|s| s.t / 1000 < self.now / 1000) {
+            self.take_sample();
+        }
         true
+    }
+
+    fn take_sample(&mut self) {
+        let mut s = Sample { t: self.now, ..Default::default() };
+        for sl in self.api.slices() {
+            s.slices += 1;
+            for e in sl.endpoints.iter().flatten() {
+                s.endpoints += 1;
+                if e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+                    s.ready_endpoints += 1;
+                }
+            }
+        }
+        s.api_writes = self.api.writes.values().sum();
+        s.slice_watch_bytes = self.api.watch_bytes.get("EndpointSlice").copied().unwrap_or(0);
+        s.endpoints_watch_bytes = self.api.watch_bytes.get("Endpoints").copied().unwrap_or(0);
+        self.samples.push(s);
     }
 
     /// Run every event up to and including time `t`, then set the clock to `t`.

@@ -539,3 +539,188 @@ fn family_rank(t: &str) -> u8 {
         _ => 2,
     }
 }
+
+/// `kubectl get`, `describe` and `-o yaml` of the simulated objects.
+pub mod kubectl {
+    use super::super::api::{Kind, Obj};
+    use super::super::{fmt_ms, Sim};
+    use super::pod_state;
+
+    pub const KINDS: [(Kind, &str); 5] = [
+        (Kind::EndpointSlice, "endpointslices"),
+        (Kind::Endpoints, "endpoints"),
+        (Kind::Service, "services"),
+        (Kind::Pod, "pods"),
+        (Kind::Node, "nodes"),
+    ];
+
+    fn age(sim: &Sim, o: &Obj) -> String {
+        // Creation times are virtual: seconds since the start of the run.
+        let created = o.meta().creation_timestamp.as_ref().map(|t| t.0.as_millisecond().max(0) as u64).unwrap_or(0);
+        fmt_ms(sim.now.saturating_sub(created))
+    }
+
+    /// The header and rows of `kubectl get <kind>`.
+    pub fn get(sim: &Sim, kind: Kind) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        let rows = sim.api.list(kind);
+        match kind {
+            Kind::EndpointSlice => (
+                vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+                rows.filter_map(|o| match o {
+                    Obj::EndpointSlice(s) => {
+                        let eps: Vec<&str> = s.endpoints.iter().flatten().filter_map(|e| e.addresses.first().map(String::as_str)).collect();
+                        let shown = if eps.is_empty() {
+                            "<unset>".to_string()
+                        } else if eps.len() > 3 {
+                            format!("{} + {} more...", eps[..3].join(","), eps.len() - 3)
+                        } else {
+                            eps.join(",")
+                        };
+                        let ports: Vec<String> = s.ports.iter().flatten().map(|p| p.port.map(|p| p.to_string()).unwrap_or_else(|| "<unset>".into())).collect();
+                        Some(vec![o.meta().name.clone().unwrap_or_default(), s.address_type.clone(), if ports.is_empty() { "<unset>".into() } else { ports.join(",") }, shown, age(sim, o)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            ),
+            Kind::Endpoints => (
+                vec!["NAME", "ENDPOINTS", "AGE"],
+                rows.filter_map(|o| match o {
+                    Obj::Endpoints(e) => {
+                        let mut addrs = Vec::new();
+                        for ss in e.subsets.iter().flatten() {
+                            for a in ss.addresses.iter().flatten() {
+                                for p in ss.ports.iter().flatten() {
+                                    addrs.push(format!("{}:{}", a.ip, p.port));
+                                }
+                            }
+                        }
+                        let shown = if addrs.is_empty() {
+                            "<none>".to_string()
+                        } else if addrs.len() > 3 {
+                            format!("{} + {} more...", addrs[..3].join(","), addrs.len() - 3)
+                        } else {
+                            addrs.join(",")
+                        };
+                        Some(vec![o.meta().name.clone().unwrap_or_default(), shown, age(sim, o)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            ),
+            Kind::Service => (
+                vec!["NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE"],
+                rows.filter_map(|o| match o {
+                    Obj::Service(s) => {
+                        let spec = s.spec.clone().unwrap_or_default();
+                        let ports: Vec<String> = spec
+                            .ports
+                            .iter()
+                            .flatten()
+                            .map(|p| format!("{}{}/{}", p.port, p.node_port.map(|n| format!(":{n}")).unwrap_or_default(), p.protocol.as_deref().unwrap_or("TCP")))
+                            .collect();
+                        Some(vec![
+                            o.meta().name.clone().unwrap_or_default(),
+                            spec.type_.unwrap_or_else(|| "ClusterIP".into()),
+                            spec.cluster_ip.unwrap_or_else(|| "<none>".into()),
+                            if ports.is_empty() { "<none>".into() } else { ports.join(",") },
+                            age(sim, o),
+                        ])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            ),
+            Kind::Pod => (
+                vec!["NAME", "READY", "STATUS", "IP", "NODE", "AGE"],
+                rows.filter_map(|o| match o {
+                    Obj::Pod(p) => {
+                        let st = pod_state(p, false);
+                        let status = match st {
+                            super::PodState::Terminating => "Terminating".to_string(),
+                            _ => p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into()),
+                        };
+                        Some(vec![
+                            o.meta().name.clone().unwrap_or_default(),
+                            if st == super::PodState::Ready { "1/1".into() } else { "0/1".into() },
+                            status,
+                            p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| "<none>".into()),
+                            p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "<none>".into()),
+                            age(sim, o),
+                        ])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            ),
+            Kind::Node => (
+                vec!["NAME", "STATUS", "ZONE", "AGE"],
+                rows.filter_map(|o| match o {
+                    Obj::Node(n) => {
+                        let ready = n.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready")).map(|c| c.status == "True").unwrap_or(false);
+                        let mut status = if ready { "Ready".to_string() } else { "NotReady".to_string() };
+                        if n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+                            status.push_str(",SchedulingDisabled");
+                        }
+                        let zone = o.meta().labels.as_ref().and_then(|l| l.get(crate::controller::LABEL_ZONE)).cloned().unwrap_or_else(|| "<none>".into());
+                        Some(vec![o.meta().name.clone().unwrap_or_default(), status, zone, age(sim, o)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            ),
+        }
+    }
+
+    /// The object as `kubectl get -o yaml` prints it.
+    pub fn yaml(sim: &Sim, kind: Kind, key: &str) -> Option<String> {
+        let o = sim.api.get(kind, key)?;
+        serde_yaml::to_string(&o.to_json()).ok()
+    }
+
+    /// A `kubectl describe` of an EndpointSlice (other kinds: their YAML).
+    pub fn describe(sim: &Sim, kind: Kind, key: &str) -> Option<String> {
+        let o = sim.api.get(kind, key)?;
+        let Obj::EndpointSlice(s) = o else { return yaml(sim, kind, key) };
+        let m = &s.metadata;
+        let mut out = String::new();
+        let labels: Vec<String> = m.labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("Name:         {}\n", m.name.as_deref().unwrap_or("")));
+        out.push_str(&format!("Namespace:    {}\n", m.namespace.as_deref().unwrap_or("default")));
+        out.push_str(&format!("Labels:       {}\n", if labels.is_empty() { "<none>".into() } else { labels.join("\n              ") }));
+        let ann: Vec<String> = m.annotations.iter().flatten().map(|(k, v)| format!("{k}: {v}")).collect();
+        out.push_str(&format!("Annotations:  {}\n", if ann.is_empty() { "<none>".into() } else { ann.join("\n              ") }));
+        out.push_str(&format!("AddressType:  {}\n", s.address_type));
+        out.push_str("Ports:\n  Name     Port  Protocol\n  ----     ----  --------\n");
+        for p in s.ports.iter().flatten() {
+            out.push_str(&format!(
+                "  {:<8} {:<5} {}\n",
+                p.name.as_deref().unwrap_or("<unset>"),
+                p.port.map(|p| p.to_string()).unwrap_or_else(|| "<unset>".into()),
+                p.protocol.as_deref().unwrap_or("TCP")
+            ));
+        }
+        out.push_str("Endpoints:\n");
+        for e in s.endpoints.iter().flatten() {
+            let c = e.conditions.clone().unwrap_or_default();
+            out.push_str(&format!("  - Addresses:  {}\n", e.addresses.join(",")));
+            out.push_str("    Conditions:\n");
+            out.push_str(&format!("      Ready:    {}\n", c.ready.map(|b| b.to_string()).unwrap_or_else(|| "<unset>".into())));
+            out.push_str(&format!("      Serving:  {}\n", c.serving.map(|b| b.to_string()).unwrap_or_else(|| "<unset>".into())));
+            out.push_str(&format!("      Terminating: {}\n", c.terminating.map(|b| b.to_string()).unwrap_or_else(|| "<unset>".into())));
+            out.push_str(&format!("    Hostname:   {}\n", e.hostname.as_deref().unwrap_or("<unset>")));
+            if let Some(r) = &e.target_ref {
+                out.push_str(&format!("    TargetRef:  {}/{}\n", r.kind.as_deref().unwrap_or(""), r.name.as_deref().unwrap_or("")));
+            }
+            out.push_str(&format!("    NodeName:   {}\n", e.node_name.as_deref().unwrap_or("<unset>")));
+            out.push_str(&format!("    Zone:       {}\n", e.zone.as_deref().unwrap_or("<unset>")));
+        }
+        out.push_str("Events:       <none>\n");
+        Some(out)
+    }
+
+    /// Keys of every object of a kind, for a picker.
+    pub fn keys(sim: &Sim, kind: Kind) -> Vec<String> {
+        sim.api.list(kind).map(|o| o.key()).collect()
+    }
+}
