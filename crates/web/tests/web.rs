@@ -1,9 +1,11 @@
-//! The first page in headless Firefox: the sliders drive the real reconciler, incrementally.
+//! The page's components in headless Firefox: the controls drive the model, a click on a Pod acts on
+//! it, the URL round-trips, a broken link falls back cleanly, mount and destroy leave nothing behind,
+//! and the simulation compiled to wasm gives the native trace hash.
 
 use std::time::Duration;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
-use web_sys::{HtmlInputElement, InputEvent};
+use web_sys::{HtmlElement, HtmlInputElement};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -11,71 +13,161 @@ fn document() -> web_sys::Document {
     web_sys::window().and_then(|w| w.document()).expect("a document")
 }
 
-fn count(root: &web_sys::Element, sel: &str) -> u32 {
-    root.query_selector_all(sel).map(|l| l.length()).unwrap_or(0)
+async fn settle() {
+    yew::platform::time::sleep(Duration::from_millis(60)).await;
 }
 
-fn endpoints(root: &web_sys::Element) -> Vec<usize> {
-    let list = root.query_selector_all("[data-testid=slice]").expect("query");
-    let mut v: Vec<usize> = (0..list.length())
-        .filter_map(|i| list.item(i))
-        .filter_map(|n| n.dyn_into::<web_sys::Element>().ok())
-        .filter_map(|e| e.get_attribute("data-endpoints"))
-        .filter_map(|s| s.parse().ok())
-        .collect();
+fn all(root: &web_sys::Element, sel: &str) -> Vec<web_sys::Element> {
+    let list = root.query_selector_all(sel).expect("query");
+    (0..list.length()).filter_map(|i| list.item(i)).filter_map(|n| n.dyn_into::<web_sys::Element>().ok()).collect()
+}
+
+fn one(root: &web_sys::Element, sel: &str) -> HtmlElement {
+    root.query_selector(sel).ok().flatten().and_then(|e| e.dyn_into().ok()).unwrap_or_else(|| panic!("{sel} is on the page"))
+}
+
+fn slice_sizes(root: &web_sys::Element) -> Vec<usize> {
+    let mut v: Vec<usize> = all(root, "[data-testid=slice]").iter().filter_map(|e| e.get_attribute("data-endpoints")).filter_map(|s| s.parse().ok()).collect();
     v.sort();
     v
 }
 
-async fn slide(root: &web_sys::Element, testid: &str, value: u32) {
-    let input: HtmlInputElement = root
-        .query_selector(&format!("[data-testid={testid}]"))
-        .ok()
-        .flatten()
-        .and_then(|e| e.dyn_into().ok())
-        .expect("the slider exists");
-    input.set_value(&value.to_string());
-    let ev = InputEvent::new("input").expect("an input event");
-    input.dispatch_event(&ev).expect("dispatch");
-    yew::platform::time::sleep(Duration::from_millis(30)).await;
+fn options(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (k, v) in pairs {
+        js_sys::Reflect::set(&o, &JsValue::from_str(k), v).expect("set");
+    }
+    o.into()
+}
+
+fn new_root() -> web_sys::Element {
+    let root = document().create_element("div").expect("div");
+    document().body().expect("body").append_child(&root).expect("append");
+    root
 }
 
 #[wasm_bindgen_test]
-async fn sliders_drive_the_real_reconciler() {
-    let root = document().create_element("div").expect("div");
-    document().body().expect("body").append_child(&root).expect("append");
-    let app = slicelab_web::mount(root.clone());
-    yew::platform::time::sleep(Duration::from_millis(30)).await;
+async fn a_link_opens_at_its_time_and_destroy_leaves_nothing() {
+    let root = new_root();
+    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=scale-0-350-0&t=30000".into())]));
+    settle().await;
+    assert_eq!(h.time(), 30_000.0);
+    // 350 Pods at max 100 made 100 + 100 + 100 + 50, and every Pod is drawn.
+    assert_eq!(slice_sizes(&root), vec![50, 100, 100, 100]);
+    assert_eq!(all(&root, "[data-testid=pod]").len(), 350);
+    assert_eq!(all(&root, "[data-testid=endpoint]").len(), 350);
+    assert_eq!(all(&root, "[data-testid=node]").len(), 9);
+    h.destroy();
+    settle().await;
+    assert_eq!(root.child_element_count(), 0, "destroy leaves nothing behind");
+    // A destroyed handle ignores calls.
+    h.play();
+    h.seek(5.0);
+    root.remove();
+}
 
-    // 350 pods at max 100: 100 + 100 + 100 + 50.
-    assert_eq!(count(&root, "[data-testid=slice]"), 4);
-    assert_eq!(endpoints(&root), vec![50, 100, 100, 100]);
+#[wasm_bindgen_test]
+async fn the_controls_drive_the_model() {
+    let root = new_root();
+    let mut h = slicelab_web::mount(root.clone(), options(&[("scenario", "scale-0-350-0".into())]));
+    settle().await;
+    assert_eq!(h.time(), 0.0);
+    one(&root, "[data-testid=step-forward]").click();
+    settle().await;
+    let t1 = h.time();
+    assert!(t1 > 0.0, "a step forward moves to the next change");
+    one(&root, "[data-testid=step-back]").click();
+    settle().await;
+    assert!(h.time() < t1, "a step back returns");
+    // The scrub bar seeks.
+    let scrub: HtmlInputElement = one(&root, "[data-testid=timeline]").dyn_into().expect("input");
+    scrub.set_value("20000");
+    scrub.dispatch_event(&web_sys::InputEvent::new("input").expect("event")).expect("dispatch");
+    settle().await;
+    assert_eq!(h.time(), 20_000.0);
+    assert!(one(&root, "[data-testid=clock]").text_content().unwrap_or_default().starts_with("20"));
+    // Play runs the clock, pause stops it.
+    one(&root, "[data-testid=play]").click();
+    yew::platform::time::sleep(Duration::from_millis(400)).await;
+    assert!(h.is_playing());
+    one(&root, "[data-testid=play]").click();
+    settle().await;
+    let t2 = h.time();
+    assert!(!h.is_playing() && t2 > 20_000.0, "played to {t2}");
+    yew::platform::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.time(), t2, "paused");
+    // The handle seeks back, and the view follows: at 1 s no Pod exists yet.
+    h.seek(1000.0);
+    settle().await;
+    assert_eq!(all(&root, "[data-testid=pod]").len(), 0);
+    // Keys: `?` opens the shortcuts, Escape closes them.
+    let app = one(&root, "[data-testid=app]");
+    let key = |k: &str| {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key(k);
+        init.set_bubbles(true);
+        web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).expect("key")
+    };
+    app.dispatch_event(&key("?")).expect("dispatch");
+    settle().await;
+    assert!(root.query_selector("[data-testid=help-overlay]").ok().flatten().is_some());
+    app.dispatch_event(&key("Escape")).expect("dispatch");
+    settle().await;
+    assert!(root.query_selector("[data-testid=help-overlay]").ok().flatten().is_none());
+    h.destroy();
+    root.remove();
+}
 
-    // Down to 120 pods: slices are emptied in place, nothing is repacked.
-    slide(&root, "pods", 120).await;
-    assert_eq!(endpoints(&root).iter().sum::<usize>(), 120);
-    assert!(count(&root, "[data-testid=slice]") >= 2);
+#[wasm_bindgen_test]
+async fn killing_a_pod_by_click_takes_its_endpoint_out() {
+    let root = new_root();
+    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=scale-0-350-0&t=30000".into())]));
+    settle().await;
+    let pod = all(&root, "[data-testid=pod][data-state=ready]").into_iter().next().expect("a ready pod");
+    let ip = pod.get_attribute("data-ip").expect("an IP");
+    assert!(!all(&root, &format!("[data-testid=endpoint][data-ip='{ip}'].ready")).is_empty());
+    pod.dyn_into::<HtmlElement>().expect("el").click();
+    settle().await;
+    one(&root, "[data-testid=act-kill]").click();
+    settle().await;
+    h.seek(h.time() + 5_000.0);
+    settle().await;
+    assert!(all(&root, &format!("[data-testid=endpoint][data-ip='{ip}']")).is_empty(), "the killed Pod's endpoint left its slice");
+    assert_eq!(slice_sizes(&root).iter().sum::<usize>(), 350, "its replacement took a place");
+    h.destroy();
+    root.remove();
+}
 
-    // Back to 0: one empty placeholder slice.
-    slide(&root, "pods", 0).await;
-    assert_eq!(endpoints(&root), vec![0]);
-
-    // 47 pods at max 10 from scratch-like state: the placeholder is recycled, 5 slices.
-    slide(&root, "max", 10).await;
-    slide(&root, "pods", 47).await;
-    assert_eq!(endpoints(&root), vec![7, 10, 10, 10, 10]);
-
-    // Lowering max does not split existing slices (the controller never rebalances)...
-    slide(&root, "max", 5).await;
-    assert_eq!(endpoints(&root), vec![7, 10, 10, 10, 10]);
-    // ...but new endpoints go into new slices of the new max.
-    slide(&root, "pods", 52).await;
-    assert_eq!(endpoints(&root).iter().sum::<usize>(), 52);
-    assert!(endpoints(&root).iter().filter(|&&n| n <= 5).count() >= 1);
-
-    app.destroy();
-    yew::platform::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(count(&root, "[data-testid=slice]"), 0, "destroy leaves nothing behind");
+#[wasm_bindgen_test]
+async fn the_url_round_trips_and_a_broken_one_falls_back() {
+    use slicelab_core::sim::share::Shared;
+    let w = web_sys::window().expect("window");
+    let original = w.location().href().expect("href");
+    let query = "s=dual-stack&seed=3&max=20&a=%5B%5B2000%2C%7B%22type%22%3A%22scale%22%2C%22workload%22%3A%22web%22%2C%22replicas%22%3A30%7D%5D%5D";
+    let root = new_root();
+    let mut h = slicelab_web::mount(root.clone(), options(&[("query", query.into()), ("url", true.into())]));
+    settle().await;
+    h.seek(12_000.0);
+    settle().await;
+    let written = w.location().search().expect("search");
+    let back = Shared::parse(&written).expect("the page writes a valid link");
+    let mut expect = Shared::parse(query).expect("valid");
+    expect.t = 12_000;
+    assert_eq!(back, expect);
+    // The dual-stack knob and the action are live: IPv4 and IPv6 slices of at most 20, 30 Pods.
+    assert!(all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2);
+    assert!(slice_sizes(&root).iter().all(|&n| n <= 20));
+    h.destroy();
+    w.history().expect("history").replace_state_with_url(&JsValue::NULL, "", Some(&original)).expect("restore");
+    // A hostile link: a message, and the default scenario, never a blank page.
+    let root = new_root();
+    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=%FF&t=abc&a=%7B".into())]));
+    settle().await;
+    let msg = one(&root, "[data-testid=error]").text_content().unwrap_or_default();
+    assert!(msg.contains("could not be opened"), "{msg}");
+    assert_eq!(h.time(), 0.0);
+    assert!(root.query_selector("[data-testid=timeline]").ok().flatten().is_some());
+    h.destroy();
     root.remove();
 }
 
