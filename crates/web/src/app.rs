@@ -25,6 +25,33 @@ pub const SPEED_MIN: f64 = 0.05;
 pub const SPEED_MAX: f64 = 200.0;
 /// A frame gap longer than this (a background tab) is not simulated.
 const MAX_FRAME_GAP_MS: f64 = 250.0;
+/// Wall milliseconds of simulation per frame while playing.
+const SIM_BUDGET_MS: f64 = 8.0;
+
+/// A subtree that is rebuilt and diffed only when its stamp changes.
+#[derive(Properties, Clone)]
+pub struct MemoProps {
+    pub stamp: u64,
+    pub html: Html,
+}
+
+impl PartialEq for MemoProps {
+    fn eq(&self, o: &Self) -> bool {
+        self.stamp == o.stamp
+    }
+}
+
+#[component]
+pub fn Memo(p: &MemoProps) -> Html {
+    p.html.clone()
+}
+
+fn stamp_of(parts: &[u64]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Panel {
@@ -186,6 +213,12 @@ pub struct App {
     announce: String,
     charts_drawn: RefCell<(u64, f64)>,
     chart_refs: charts::Refs,
+    perf: RefCell<(f64, f64)>,
+    scenarios: Vec<(String, String)>,
+    cluster_cache: RefCell<Option<(u64, Html)>>,
+    slices_cache: RefCell<Option<(u64, Html)>>,
+    /// Wall time of the last render, to pace renders while playing.
+    last_render: f64,
 }
 
 fn window() -> Option<web_sys::Window> {
@@ -257,6 +290,9 @@ impl App {
         self.tl = tl;
         self.shared = shared;
         self.error = err;
+        // Another world: stamps from the old one mean nothing here.
+        *self.cluster_cache.borrow_mut() = None;
+        *self.slices_cache.borrow_mut() = None;
         self.end_ms = default_end(&self.tl.scenario, &self.shared.actions).max(self.now());
         self.reset_selection();
     }
@@ -424,6 +460,11 @@ impl Component for App {
             announce: String::new(),
             charts_drawn: RefCell::new((u64::MAX, 0.0)),
             chart_refs: charts::Refs::default(),
+            perf: RefCell::new((0.0, 0.0)),
+            scenarios: Scenario::builtin().into_iter().map(|s| (s.id, s.title)).collect(),
+            last_render: 0.0,
+            cluster_cache: RefCell::new(None),
+            slices_cache: RefCell::new(None),
         };
         app.reset_selection();
         if let Some(r) = &ctx.props().remote {
@@ -457,15 +498,36 @@ impl Component for App {
                 let target = target.min(self.end_ms);
                 let moved = target > self.now();
                 if moved {
-                    self.tl.seek(target);
+                    // Step events within a wall-time budget, so a large cluster slows the clock
+                    // instead of the page.
+                    let a = perf_now();
+                    let mut done = true;
+                    while self.tl.current.next_time().is_some_and(|n| n <= target) {
+                        self.tl.step_forward();
+                        if perf_now() - a > SIM_BUDGET_MS {
+                            done = false;
+                            break;
+                        }
+                    }
+                    if done {
+                        self.tl.seek(target);
+                    }
+                    self.perf.borrow_mut().0 = perf_now() - a;
                 }
                 if self.now() >= self.end_ms {
                     self.set_playing(ctx, false);
-                } else {
-                    self.start_frames(ctx);
-                    self.write_url(ctx, false);
+                    return true;
                 }
-                moved
+                self.start_frames(ctx);
+                self.write_url(ctx, false);
+                // Large clusters: render less often than every frame, so frames stay short.
+                let cost = { let p = self.perf.borrow(); p.1 };
+                if moved && ts - self.last_render >= (cost * 3.0).min(500.0) {
+                    self.last_render = ts;
+                    true
+                } else {
+                    false
+                }
             }
             Msg::Play => {
                 self.set_playing(ctx, true);
@@ -641,6 +703,10 @@ impl Component for App {
     }
 
     fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        if let Some(w) = window() {
+            let p = self.perf.borrow();
+            let _ = js_sys::Reflect::set(&w, &"slicelabPerf".into(), &format!("sim {:.1} view {:.1}", p.0, p.1).into());
+        }
         if self.panels.contains(&Panel::Charts) {
             // Charts redraw at most four times a second of wall time.
             let now = perf_now();
@@ -668,6 +734,15 @@ impl Component for App {
     }
 
     fn view(&self, ctx: &Context<Self>) -> Html {
+        let started = perf_now();
+        let html = self.view_inner(ctx);
+        self.perf.borrow_mut().1 = perf_now() - started;
+        html
+    }
+}
+
+impl App {
+    fn view_inner(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let embed = self.shared.embed;
         let theme = match self.dark {
@@ -738,7 +813,7 @@ impl App {
     fn view_header(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let sc = &self.tl.scenario;
-        let scenarios = Scenario::builtin();
+        let scenarios = &self.scenarios;
         let on_scenario = link.callback(|e: Event| Msg::Knob(Knob::Scenario(input_value(&e))));
         html! {
             <header class="top">
@@ -749,8 +824,8 @@ impl App {
                 <label class="scenario">
                     <span class="sr-only">{"Scenario"}</span>
                     <select data-testid="scenario" onchange={on_scenario} aria-label="Scenario">
-                        { for scenarios.iter().map(|s| html! {
-                            <option value={s.id.clone()} selected={s.id == sc.id}>{s.title.clone()}</option>
+                        { for scenarios.iter().map(|(id, title)| html! {
+                            <option value={id.clone()} selected={*id == sc.id}>{title.clone()}</option>
                         }) }
                     </select>
                 </label>
@@ -816,9 +891,24 @@ impl App {
     }
 
     fn view_panel(&self, ctx: &Context<Self>, p: Panel) -> Html {
+        let sim = &self.tl.current;
+        let rv = sim.api.resource_version();
+        let open = match &self.open {
+            Some(Target::Pod(k)) => stamp_of(&[1, k.len() as u64, k.bytes().map(u64::from).sum()]),
+            _ => 0,
+        };
         let body = match p {
-            Panel::Cluster => self.view_cluster(ctx),
-            Panel::Slices => self.view_slices(ctx),
+            Panel::Cluster => {
+                // Staleness moves with kube-proxy syncs, not API writes.
+                let syncs: u64 = sim.proxies.values().map(|p| p.syncs + p.informer.connected as u64).sum();
+                let stamp = stamp_of(&[rv, open, syncs, self.node.len() as u64, self.node.bytes().map(u64::from).sum()]);
+                self.memo(&self.cluster_cache, stamp, || self.view_cluster(ctx))
+            }
+            Panel::Slices => {
+                let flashing = sim.log.last().is_some_and(|e| e.t + slicelab_core::sim::view::FLASH_MS >= sim.now);
+                let stamp = stamp_of(&[rv, if flashing { sim.now / 100 } else { 0 }, self.service.len() as u64, self.service.bytes().map(u64::from).sum(), sim.config.max_endpoints_per_slice as u64]);
+                self.memo(&self.slices_cache, stamp, || self.view_slices(ctx))
+            }
             Panel::Proxy => self.view_proxy(ctx),
             Panel::Log => self.view_log(ctx),
             Panel::Objects => self.view_objects(ctx),
@@ -831,6 +921,19 @@ impl App {
                 { body }
             </section>
         }
+    }
+
+    fn memo(&self, cache: &RefCell<Option<(u64, Html)>>, stamp: u64, build: impl FnOnce() -> Html) -> Html {
+        let mut c = cache.borrow_mut();
+        let html = match &*c {
+            Some((s, h)) if *s == stamp => h.clone(),
+            _ => {
+                let h = build();
+                *c = Some((stamp, h.clone()));
+                h
+            }
+        };
+        html! { <Memo {stamp} {html} /> }
     }
 
     fn view_cluster(&self, ctx: &Context<Self>) -> Html {
@@ -850,7 +953,7 @@ impl App {
                         <li><span class={classes!("pod", "swatch", s.class())} aria-hidden="true"></span>{ format!("{} {}", counts[*s as usize], s.name()) }</li>
                     }) }
                 </ul>
-                <div class="zones" style={format!("grid-template-columns: repeat({}, minmax(0, 1fr))", zones.len().max(1))}>
+                <div class="zones" onclick={pod_click(ctx)} style={format!("grid-template-columns: repeat({}, minmax(0, 1fr))", zones.len().max(1))}>
                     { for zones.iter().map(|z| html! {
                         <div class="zone" key={z.name.clone()}>
                             <h3>{ z.name.clone() }</h3>
@@ -861,7 +964,7 @@ impl App {
                 { if unscheduled.is_empty() { html! {} } else { html! {
                     <div class="unscheduled">
                         <h3>{ format!("Not scheduled yet ({})", unscheduled.len()) }</h3>
-                        <div class="pods">{ for unscheduled.iter().map(|p| self.view_pod(ctx, p)) }</div>
+                        <div class="pods" onclick={pod_click(ctx)}>{ for unscheduled.iter().map(|p| self.view_pod(ctx, p)) }</div>
                     </div>
                 } } }
             </>
@@ -909,15 +1012,13 @@ impl App {
         }
     }
 
-    fn view_pod(&self, ctx: &Context<Self>, p: &PodView) -> Html {
-        let key = p.key.clone();
-        let onclick = ctx.link().callback(move |_| Msg::Open(Some(Target::Pod(key.clone()))));
+    fn view_pod(&self, _ctx: &Context<Self>, p: &PodView) -> Html {
         let label = format!("pod {}, {}, {}", p.name, p.state.name(), if p.ips.is_empty() { "no IP".to_string() } else { p.ips.join(" ") });
         let selected = self.open == Some(Target::Pod(p.key.clone()));
         html! {
             <button class={classes!("pod", p.state.class(), selected.then_some("selected"))} key={p.key.clone()} data-testid="pod"
                 data-pod={p.key.clone()} data-state={p.state.class()} data-ip={p.ips.first().cloned().unwrap_or_default()}
-                title={label.clone()} aria-label={label} {onclick}></button>
+                title={label.clone()} aria-label={label}></button>
         }
     }
 
@@ -999,7 +1100,7 @@ impl App {
                                     let prob = if e.usable { let r = 1.0 / (usable - i) as f64; i += 1; format!("{r:.5}") } else { "–".into() };
                                     let state = if e.ready { "ready" } else if e.serving && e.terminating { "serving, terminating" } else if e.terminating { "terminating" } else { "not ready" };
                                     html! {
-                                        <tr class={classes!(e.usable.then_some("usable"))}>
+                                        <tr class={classes!(e.usable.then_some("usable"))} data-testid="proxy-endpoint" data-endpoint={e.endpoint.clone()} data-usable={e.usable.to_string()}>
                                             <td><code>{ e.endpoint.clone() }</code></td><td>{ state }</td><td>{ if e.is_local { "yes" } else { "" } }</td><td>{ prob }</td>
                                         </tr>
                                     }
@@ -1306,6 +1407,15 @@ impl App {
             </div>
         }
     }
+}
+
+/// One handler for every Pod token below it: the token's `data-pod` names the Pod.
+fn pod_click(ctx: &Context<App>) -> Callback<MouseEvent> {
+    ctx.link().batch_callback(|e: MouseEvent| {
+        let el = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
+        let pod = el.closest("[data-pod]").ok().flatten()?.get_attribute("data-pod")?;
+        Some(Msg::Open(Some(Target::Pod(pod))))
+    })
 }
 
 /// A small inline icon (no icon font: nothing is fetched).
