@@ -152,15 +152,19 @@ try {
   await page.waitForTimeout(100);
   check('destroy empties the element', (await page.$$eval('[data-testid=embed-mounted] *', e => e.length)) === 0);
 
-  // Frame times while playing, at 1,000 and 10,000 Pods.
+  // Frame times while playing, at 1,000 and 10,000 Pods: figures for the notes, not pass or fail.
   for (const [label, q] of [['1000 pods', 'rolling-update-250&replicas=1000&t=60000'], ['10000 pods', 'rolling-update-250&replicas=10000&zones=3&npz=20&t=60000']]) {
-    await page.goto(`${base}?s=${q}`);
-    await page.waitForSelector('[data-testid=pod]', { timeout: 60000 });
-    await page.click('[data-testid=play]');
-    const f = await frames(page, 3000);
-    await page.click('[data-testid=play]');
-    const pods = (await page.$$('[data-testid=pod]')).length;
-    console.log(`frames while playing, ${label} (${pods} drawn): median ${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms over ${f.frames} frames`);
+    try {
+      await page.goto(`${base}?s=${q}`);
+      await page.waitForSelector('[data-testid=pod]', { timeout: 120000 });
+      await page.click('[data-testid=play]');
+      const f = await frames(page, 3000);
+      await page.click('[data-testid=play]');
+      const pods = (await page.$$('[data-testid=pod]')).length;
+      console.log(`frames while playing, ${label} (${pods} drawn): median ${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms over ${f.frames} frames`);
+    } catch (e) {
+      console.log(`frames while playing, ${label}: not measured (${String(e).split('\n')[0]})`);
+    }
   }
 
   check('no errors on the page', errors.length === 0, JSON.stringify(errors.slice(0, 5)));

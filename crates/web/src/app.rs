@@ -11,7 +11,9 @@ use slicelab_core::sim::scenario::Scenario;
 use slicelab_core::sim::share::{Knobs, Shared, DEFAULT_SCENARIO};
 use slicelab_core::sim::timeline::Timeline;
 use slicelab_core::sim::traffic::ConnOutcome;
-use slicelab_core::sim::view::{kubectl, NodeView, PodState, PodView, ProxyView, ServiceView, SliceView};
+use slicelab_core::sim::view::{
+    kubectl, NodeView, PodState, PodView, ProxyView, ServiceView, SliceView,
+};
 use slicelab_core::sim::{fmt_ms, Action};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -65,7 +67,15 @@ pub enum Panel {
 }
 
 impl Panel {
-    pub const ALL: [Panel; 7] = [Panel::Cluster, Panel::Slices, Panel::Proxy, Panel::Log, Panel::Objects, Panel::Charts, Panel::Knobs];
+    pub const ALL: [Panel; 7] = [
+        Panel::Cluster,
+        Panel::Slices,
+        Panel::Proxy,
+        Panel::Log,
+        Panel::Objects,
+        Panel::Charts,
+        Panel::Knobs,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -182,7 +192,10 @@ pub struct Props {
 
 impl PartialEq for Props {
     fn eq(&self, o: &Self) -> bool {
-        self.query == o.query && self.sync_url == o.sync_url && self.global_keys == o.global_keys && self.autoplay == o.autoplay
+        self.query == o.query
+            && self.sync_url == o.sync_url
+            && self.global_keys == o.global_keys
+            && self.autoplay == o.autoplay
     }
 }
 
@@ -211,9 +224,9 @@ pub struct App {
     end_ms: u64,
     last_url_write: f64,
     announce: String,
-    charts_drawn: RefCell<(u64, f64)>,
+    charts_drawn: RefCell<(u64, f64, usize)>,
     chart_refs: charts::Refs,
-    perf: RefCell<(f64, f64)>,
+    perf: RefCell<(f64, f64, f64)>,
     scenarios: Vec<(String, String)>,
     cluster_cache: RefCell<Option<(u64, Html)>>,
     slices_cache: RefCell<Option<(u64, Html)>>,
@@ -226,24 +239,50 @@ fn window() -> Option<web_sys::Window> {
 }
 
 fn perf_now() -> f64 {
-    window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+    window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
 }
 
 /// The default end of the scrub bar: past the scenario's last action.
 fn default_end(sc: &Scenario, actions: &[slicelab_core::sim::scenario::TimedAction]) -> u64 {
-    let last = sc.actions.iter().chain(actions).map(|a| a.at.0).max().unwrap_or(0);
+    let last = sc
+        .actions
+        .iter()
+        .chain(actions)
+        .map(|a| a.at.0)
+        .max()
+        .unwrap_or(0);
     (last + 120_000).max(300_000)
 }
 
 impl App {
     /// Build the timeline for a link; a bad link falls back to the default scenario with a message.
     fn build(shared: Shared) -> (Timeline, Shared, Option<String>) {
-        match shared.scenario().and_then(|sc| Timeline::new(sc, shared.actions.clone())) {
+        match shared
+            .scenario()
+            .and_then(|sc| Timeline::new(sc, shared.actions.clone()))
+        {
             Ok(tl) => (tl, shared, None),
             Err(e) => {
-                let fallback = Shared { scenario: DEFAULT_SCENARIO.into(), embed: shared.embed, ..Default::default() };
-                let tl = Timeline::new(fallback.scenario().expect("the default scenario builds"), Vec::new()).expect("the default scenario builds");
-                (tl, fallback, Some(format!("This link could not be opened: {e}. Showing the default scenario instead.")))
+                let fallback = Shared {
+                    scenario: DEFAULT_SCENARIO.into(),
+                    embed: shared.embed,
+                    ..Default::default()
+                };
+                let tl = Timeline::new(
+                    fallback.scenario().expect("the default scenario builds"),
+                    Vec::new(),
+                )
+                .expect("the default scenario builds");
+                (
+                    tl,
+                    fallback,
+                    Some(format!(
+                        "This link could not be opened: {e}. Showing the default scenario instead."
+                    )),
+                )
             }
         }
     }
@@ -260,7 +299,13 @@ impl App {
             }
             Err(e) => {
                 let (tl, s, _) = Self::build(Shared::default());
-                (tl, s, Some(format!("This link could not be opened: {e}. Showing the default scenario instead.")))
+                (
+                    tl,
+                    s,
+                    Some(format!(
+                        "This link could not be opened: {e}. Showing the default scenario instead."
+                    )),
+                )
             }
         }
     }
@@ -299,7 +344,12 @@ impl App {
 
     fn act(&mut self, action: Action) {
         self.announce = format!("At {}: {}", fmt_ms(self.now()), action.describe());
-        self.shared.actions.push(slicelab_core::sim::scenario::TimedAction { at: slicelab_core::sim::scenario::Millis(self.now()), action: action.clone() });
+        self.shared
+            .actions
+            .push(slicelab_core::sim::scenario::TimedAction {
+                at: slicelab_core::sim::scenario::Millis(self.now()),
+                action: action.clone(),
+            });
         if self.shared.actions.len() > slicelab_core::sim::share::MAX_ACTIONS {
             self.shared.actions.remove(0);
         }
@@ -329,7 +379,9 @@ impl App {
         }
         let link = ctx.link().clone();
         let cb = Closure::<dyn FnMut(f64)>::new(move |ts: f64| link.send_message(Msg::Frame(ts)));
-        if let Some(id) = window().and_then(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()).ok()) {
+        if let Some(id) =
+            window().and_then(|w| w.request_animation_frame(cb.as_ref().unchecked_ref()).ok())
+        {
             self.raf = Some((id, cb));
         }
     }
@@ -445,7 +497,18 @@ impl Component for App {
             open: None,
             service: String::new(),
             node: String::new(),
-            panels: if embed { vec![Panel::Cluster, Panel::Slices] } else { vec![Panel::Cluster, Panel::Slices, Panel::Proxy, Panel::Log, Panel::Charts, Panel::Objects] },
+            panels: if embed {
+                vec![Panel::Cluster, Panel::Slices]
+            } else {
+                vec![
+                    Panel::Cluster,
+                    Panel::Slices,
+                    Panel::Proxy,
+                    Panel::Log,
+                    Panel::Charts,
+                    Panel::Objects,
+                ]
+            },
             help: false,
             dark: None,
             error,
@@ -458,10 +521,13 @@ impl Component for App {
             end_ms,
             last_url_write: 0.0,
             announce: String::new(),
-            charts_drawn: RefCell::new((u64::MAX, 0.0)),
+            charts_drawn: RefCell::new((u64::MAX, 0.0, 0)),
             chart_refs: charts::Refs::default(),
-            perf: RefCell::new((0.0, 0.0)),
-            scenarios: Scenario::builtin().into_iter().map(|s| (s.id, s.title)).collect(),
+            perf: RefCell::new((0.0, 0.0, 0.0)),
+            scenarios: Scenario::builtin()
+                .into_iter()
+                .map(|s| (s.id, s.title))
+                .collect(),
             last_render: 0.0,
             cluster_cache: RefCell::new(None),
             slices_cache: RefCell::new(None),
@@ -473,7 +539,9 @@ impl Component for App {
         }
         if ctx.props().global_keys {
             let link = ctx.link().clone();
-            let cb = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| link.send_message(Msg::Key(e)));
+            let cb = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+                link.send_message(Msg::Key(e))
+            });
             if let Some(d) = window().and_then(|w| w.document()) {
                 let _ = d.add_event_listener_with_callback("keydown", cb.as_ref().unchecked_ref());
             }
@@ -492,7 +560,10 @@ impl Component for App {
                 if !self.playing {
                     return false;
                 }
-                let dt = self.last_frame.map(|l| (ts - l).clamp(0.0, MAX_FRAME_GAP_MS)).unwrap_or(0.0);
+                let dt = self
+                    .last_frame
+                    .map(|l| (ts - l).clamp(0.0, MAX_FRAME_GAP_MS))
+                    .unwrap_or(0.0);
                 self.last_frame = Some(ts);
                 let target = self.now() + (dt * self.speed).round() as u64;
                 let target = target.min(self.end_ms);
@@ -521,7 +592,10 @@ impl Component for App {
                 self.start_frames(ctx);
                 self.write_url(ctx, false);
                 // Large clusters: render less often than every frame, so frames stay short.
-                let cost = { let p = self.perf.borrow(); p.1 };
+                let cost = {
+                    let p = self.perf.borrow();
+                    p.1
+                };
                 if moved && ts - self.last_render >= (cost * 3.0).min(500.0) {
                     self.last_render = ts;
                     true
@@ -585,7 +659,12 @@ impl Component for App {
                 true
             }
             Msg::Act(a) => {
-                if let Action::CutWatch { node } | Action::RestoreWatch { node } | Action::FailNode { node } | Action::DrainNode { node } | Action::RecoverNode { node } = &a {
+                if let Action::CutWatch { node }
+                | Action::RestoreWatch { node }
+                | Action::FailNode { node }
+                | Action::DrainNode { node }
+                | Action::RecoverNode { node } = &a
+                {
                     self.node = node.clone();
                 }
                 self.act(a);
@@ -597,7 +676,11 @@ impl Component for App {
                 let mut patch = Knobs::default();
                 match k {
                     Knob::Scenario(id) => {
-                        self.shared = Shared { scenario: id, embed: self.shared.embed, ..Default::default() };
+                        self.shared = Shared {
+                            scenario: id,
+                            embed: self.shared.embed,
+                            ..Default::default()
+                        };
                         self.rebuild();
                         self.tl.seek(0);
                     }
@@ -624,11 +707,19 @@ impl Component for App {
                     Knob::Replicas(r) => {
                         if let Some(w) = self.tl.scenario.world.workloads.first() {
                             let name = w.name.clone();
-                            self.act(Action::Scale { workload: name, replicas: r.min(10_000) });
+                            self.act(Action::Scale {
+                                workload: name,
+                                replicas: r.min(10_000),
+                            });
                         }
                     }
-                    Knob::MaxPerSlice(m) => self.act(Action::SetMaxEndpointsPerSlice { max: m.clamp(1, 1000) }),
-                    Knob::Rate(r) => self.act(Action::SetTrafficRate { rate: r.clamp(0.0, 1000.0), flow: None }),
+                    Knob::MaxPerSlice(m) => self.act(Action::SetMaxEndpointsPerSlice {
+                        max: m.clamp(1, 1000),
+                    }),
+                    Knob::Rate(r) => self.act(Action::SetTrafficRate {
+                        rate: r.clamp(0.0, 1000.0),
+                        flow: None,
+                    }),
                     Knob::TrafficDistribution(t) => patch.traffic_distribution = Some(t),
                     Knob::TopologyAuto(a) => patch.topology_auto = Some(a),
                     Knob::InternalPolicy(p) => patch.internal_policy = Some(p),
@@ -637,7 +728,10 @@ impl Component for App {
                 }
                 if let Some(p) = patch.service_patch() {
                     if patch.validate().is_ok() && !svc.is_empty() {
-                        self.act(Action::EditService { service: svc, patch: p });
+                        self.act(Action::EditService {
+                            service: svc,
+                            patch: p,
+                        });
                     }
                 }
                 self.write_url(ctx, true);
@@ -705,19 +799,29 @@ impl Component for App {
     fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
         if let Some(w) = window() {
             let p = self.perf.borrow();
-            let _ = js_sys::Reflect::set(&w, &"slicelabPerf".into(), &format!("sim {:.1} view {:.1}", p.0, p.1).into());
+            let _ = js_sys::Reflect::set(
+                &w,
+                &"slicelabPerf".into(),
+                &format!("sim {:.1} view {:.1} charts {:.1}", p.0, p.1, p.2).into(),
+            );
         }
         if self.panels.contains(&Panel::Charts) {
-            // Charts redraw at most four times a second of wall time.
+            // Paused: every chart at once. Playing: one chart per render, at most five a second.
             let now = perf_now();
-            let mut d = self.charts_drawn.borrow_mut();
-            if d.0 != self.now() && now - d.1 > 250.0 {
-                *d = (self.now(), now);
-                charts::draw(&self.chart_refs, &self.tl.current, &self.service);
-            } else if d.0 == u64::MAX {
-                *d = (self.now(), now);
-                charts::draw(&self.chart_refs, &self.tl.current, &self.service);
+            let (t_drawn, wall, next) = *self.charts_drawn.borrow();
+            if t_drawn != self.now() {
+                if t_drawn == u64::MAX || !self.playing {
+                    charts::draw(&self.chart_refs, &self.tl.current);
+                    *self.charts_drawn.borrow_mut() = (self.now(), now, 0);
+                } else if now - wall > 200.0 {
+                    charts::draw_one(&self.chart_refs, &self.tl.current, next);
+                    *self.charts_drawn.borrow_mut() = (self.now(), now, (next + 1) % charts::COUNT);
+                }
+                self.perf.borrow_mut().2 = perf_now() - now;
             }
+        } else {
+            // Drawn again when shown.
+            self.charts_drawn.borrow_mut().0 = u64::MAX;
         }
     }
 
@@ -725,7 +829,8 @@ impl Component for App {
         self.stop_frames();
         if let Some(cb) = self.keys.take() {
             if let Some(d) = window().and_then(|w| w.document()) {
-                let _ = d.remove_event_listener_with_callback("keydown", cb.as_ref().unchecked_ref());
+                let _ =
+                    d.remove_event_listener_with_callback("keydown", cb.as_ref().unchecked_ref());
             }
         }
         if let Some(r) = &ctx.props().remote {
@@ -750,7 +855,11 @@ impl App {
             Some(false) => "light",
             None => "auto",
         };
-        let onkeydown = if ctx.props().global_keys { Callback::noop() } else { link.callback(Msg::Key) };
+        let onkeydown = if ctx.props().global_keys {
+            Callback::noop()
+        } else {
+            link.callback(Msg::Key)
+        };
         html! {
             <div class={classes!("slicelab", embed.then_some("embed"))} data-theme={theme} tabindex="-1" {onkeydown} data-testid="app">
                 { self.view_header(ctx) }
@@ -784,7 +893,13 @@ fn input_value(e: &Event) -> String {
         .and_then(|t| {
             t.clone()
                 .dyn_into::<HtmlInputElement>()
-                .map(|i| if i.type_() == "checkbox" { i.checked().to_string() } else { i.value() })
+                .map(|i| {
+                    if i.type_() == "checkbox" {
+                        i.checked().to_string()
+                    } else {
+                        i.value()
+                    }
+                })
                 .ok()
                 .or_else(|| t.dyn_into::<HtmlSelectElement>().ok().map(|s| s.value()))
         })
@@ -853,17 +968,33 @@ impl App {
         let link = ctx.link();
         let now = self.now();
         let on_scrub = link.callback(|e: InputEvent| {
-            let v = e.target_dyn_into::<HtmlInputElement>().and_then(|i| i.value().parse::<f64>().ok()).unwrap_or(0.0);
+            let v = e
+                .target_dyn_into::<HtmlInputElement>()
+                .and_then(|i| i.value().parse::<f64>().ok())
+                .unwrap_or(0.0);
             Msg::Seek(v as u64)
         });
         let on_speed = link.callback(|e: InputEvent| {
-            let v = e.target_dyn_into::<HtmlInputElement>().and_then(|i| i.value().parse::<f64>().ok()).unwrap_or(500.0);
+            let v = e
+                .target_dyn_into::<HtmlInputElement>()
+                .and_then(|i| i.value().parse::<f64>().ok())
+                .unwrap_or(500.0);
             Msg::Speed(slider_to_speed(v))
         });
-        let (play_label, play_icon) = if self.playing { ("Pause (space)", "M6 4h4v16H6zM14 4h4v16h-4z") } else { ("Play (space)", "M7 4v16l13-8z") };
+        let (play_label, play_icon) = if self.playing {
+            ("Pause (space)", "M6 4h4v16H6zM14 4h4v16h-4z")
+        } else {
+            ("Play (space)", "M7 4v16l13-8z")
+        };
         // Marks on the scrub bar: the scenario's and the user's actions.
-        let marks: Vec<(u64, String)> =
-            self.tl.scenario.actions.iter().chain(self.shared.actions.iter()).map(|a| (a.at.0, a.action.describe())).collect();
+        let marks: Vec<(u64, String)> = self
+            .tl
+            .scenario
+            .actions
+            .iter()
+            .chain(self.shared.actions.iter())
+            .map(|a| (a.at.0, a.action.describe()))
+            .collect();
         html! {
             <div class="controls" role="toolbar" aria-label="Timeline">
                 <button data-testid="restart" onclick={link.callback(|_| Msg::Restart)} title="Back to the start (0)" aria-label="Back to the start">{ icon("M5 4h2v16H5zM19 4v16L8 12z") }</button>
@@ -900,13 +1031,32 @@ impl App {
         let body = match p {
             Panel::Cluster => {
                 // Staleness moves with kube-proxy syncs, not API writes.
-                let syncs: u64 = sim.proxies.values().map(|p| p.syncs + p.informer.connected as u64).sum();
-                let stamp = stamp_of(&[rv, open, syncs, self.node.len() as u64, self.node.bytes().map(u64::from).sum()]);
+                let syncs: u64 = sim
+                    .proxies
+                    .values()
+                    .map(|p| p.syncs + p.informer.connected as u64)
+                    .sum();
+                let stamp = stamp_of(&[
+                    rv,
+                    open,
+                    syncs,
+                    self.node.len() as u64,
+                    self.node.bytes().map(u64::from).sum(),
+                ]);
                 self.memo(&self.cluster_cache, stamp, || self.view_cluster(ctx))
             }
             Panel::Slices => {
-                let flashing = sim.log.last().is_some_and(|e| e.t + slicelab_core::sim::view::FLASH_MS >= sim.now);
-                let stamp = stamp_of(&[rv, if flashing { sim.now / 100 } else { 0 }, self.service.len() as u64, self.service.bytes().map(u64::from).sum(), sim.config.max_endpoints_per_slice as u64]);
+                let flashing = sim
+                    .log
+                    .last()
+                    .is_some_and(|e| e.t + slicelab_core::sim::view::FLASH_MS >= sim.now);
+                let stamp = stamp_of(&[
+                    rv,
+                    if flashing { sim.now / 100 } else { 0 },
+                    self.service.len() as u64,
+                    self.service.bytes().map(u64::from).sum(),
+                    sim.config.max_endpoints_per_slice as u64,
+                ]);
                 self.memo(&self.slices_cache, stamp, || self.view_slices(ctx))
             }
             Panel::Proxy => self.view_proxy(ctx),
@@ -923,7 +1073,12 @@ impl App {
         }
     }
 
-    fn memo(&self, cache: &RefCell<Option<(u64, Html)>>, stamp: u64, build: impl FnOnce() -> Html) -> Html {
+    fn memo(
+        &self,
+        cache: &RefCell<Option<(u64, Html)>>,
+        stamp: u64,
+        build: impl FnOnce() -> Html,
+    ) -> Html {
         let mut c = cache.borrow_mut();
         let html = match &*c {
             Some((s, h)) if *s == stamp => h.clone(),
@@ -940,12 +1095,23 @@ impl App {
         let (zones, unscheduled) = self.tl.current.cluster_view();
         let counts = {
             let mut c = [0usize; 5];
-            for p in zones.iter().flat_map(|z| &z.nodes).flat_map(|n| &n.pods).chain(&unscheduled) {
+            for p in zones
+                .iter()
+                .flat_map(|z| &z.nodes)
+                .flat_map(|n| &n.pods)
+                .chain(&unscheduled)
+            {
                 c[p.state as usize] += 1;
             }
             c
         };
-        let legend = [PodState::Pending, PodState::NotReady, PodState::Ready, PodState::Terminating, PodState::Failed];
+        let legend = [
+            PodState::Pending,
+            PodState::NotReady,
+            PodState::Ready,
+            PodState::Terminating,
+            PodState::Failed,
+        ];
         html! {
             <>
                 <ul class="legend" aria-label="Pod states">
@@ -981,7 +1147,8 @@ impl App {
         let onkeydown = {
             let name = name.clone();
             link.batch_callback(move |e: KeyboardEvent| {
-                (e.key() == "Enter" && e.target() == e.current_target()).then(|| Msg::Open(Some(Target::Node(name.clone()))))
+                (e.key() == "Enter" && e.target() == e.current_target())
+                    .then(|| Msg::Open(Some(Target::Node(name.clone()))))
             })
         };
         let mut badges = Vec::new();
@@ -1013,7 +1180,16 @@ impl App {
     }
 
     fn view_pod(&self, _ctx: &Context<Self>, p: &PodView) -> Html {
-        let label = format!("pod {}, {}, {}", p.name, p.state.name(), if p.ips.is_empty() { "no IP".to_string() } else { p.ips.join(" ") });
+        let label = format!(
+            "pod {}, {}, {}",
+            p.name,
+            p.state.name(),
+            if p.ips.is_empty() {
+                "no IP".to_string()
+            } else {
+                p.ips.join(" ")
+            }
+        );
         let selected = self.open == Some(Target::Pod(p.key.clone()));
         html! {
             <button class={classes!("pod", p.state.class(), selected.then_some("selected"))} key={p.key.clone()} data-testid="pod"
@@ -1026,7 +1202,9 @@ impl App {
         let link = ctx.link();
         let sim = &self.tl.current;
         let keys = sim.service_keys();
-        let Some(v) = sim.service_view(&self.service) else { return html! { <p class="empty">{"No Service."}</p> } };
+        let Some(v) = sim.service_view(&self.service) else {
+            return html! { <p class="empty">{"No Service."}</p> };
+        };
         let max = sim.config.max_endpoints_per_slice;
         let on_service = link.callback(|e: Event| Msg::SelectService(input_value(&e)));
         let families: Vec<&str> = {
@@ -1065,7 +1243,9 @@ impl App {
         let link = ctx.link();
         let sim = &self.tl.current;
         let on_node = link.callback(|e: Event| Msg::SelectNode(input_value(&e)));
-        let Some(pv) = sim.proxy_view(&self.node, &self.service) else { return html! { <p class="empty">{"No node."}</p> } };
+        let Some(pv) = sim.proxy_view(&self.node, &self.service) else {
+            return html! { <p class="empty">{"No node."}</p> };
+        };
         let status = if pv.watch_cut {
             html! { <span class="badge stale">{"watch cut: this node keeps routing by what it last saw"}</span> }
         } else if pv.stale {
@@ -1130,7 +1310,9 @@ impl App {
             .log
             .iter()
             .rev()
-            .filter(|e| f.is_empty() || (f == "proxy" && e.actor.starts_with("kube-proxy")) || e.actor == f)
+            .filter(|e| {
+                f.is_empty() || (f == "proxy" && e.actor.starts_with("kube-proxy")) || e.actor == f
+            })
             .take(150)
             .collect();
         let on_filter = link.callback(|e: Event| Msg::LogFilter(input_value(&e)));
@@ -1170,13 +1352,27 @@ impl App {
     fn view_objects(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let sim = &self.tl.current;
-        let kind_name = kubectl::KINDS.iter().find(|(k, _)| *k == self.obj_kind).map(|(_, n)| *n).unwrap_or("endpointslices");
+        let kind_name = kubectl::KINDS
+            .iter()
+            .find(|(k, _)| *k == self.obj_kind)
+            .map(|(_, n)| *n)
+            .unwrap_or("endpointslices");
         let on_kind = link.callback(|e: Event| {
             let v = input_value(&e);
-            Msg::ObjectsKind(kubectl::KINDS.iter().find(|(_, n)| *n == v).map(|(k, _)| *k).unwrap_or(Kind::EndpointSlice))
+            Msg::ObjectsKind(
+                kubectl::KINDS
+                    .iter()
+                    .find(|(_, n)| *n == v)
+                    .map(|(k, _)| *k)
+                    .unwrap_or(Kind::EndpointSlice),
+            )
         });
         let keys = kubectl::keys(sim, self.obj_kind);
-        let key = if keys.contains(&self.obj_key) { self.obj_key.clone() } else { keys.first().cloned().unwrap_or_default() };
+        let key = if keys.contains(&self.obj_key) {
+            self.obj_key.clone()
+        } else {
+            keys.first().cloned().unwrap_or_default()
+        };
         let on_key = link.callback(|e: Event| Msg::ObjectsKey(input_value(&e)));
         let mode_btn = |m: ObjMode, label: &str| {
             html! {
@@ -1200,9 +1396,21 @@ impl App {
             }
             ObjMode::Describe | ObjMode::Yaml => {
                 let (cmd, text) = if self.obj_mode == ObjMode::Yaml {
-                    (format!("$ kubectl get {kind_name} {} -o yaml", key.rsplit('/').next().unwrap_or("")), kubectl::yaml(sim, self.obj_kind, &key))
+                    (
+                        format!(
+                            "$ kubectl get {kind_name} {} -o yaml",
+                            key.rsplit('/').next().unwrap_or("")
+                        ),
+                        kubectl::yaml(sim, self.obj_kind, &key),
+                    )
                 } else {
-                    (format!("$ kubectl describe {kind_name} {}", key.rsplit('/').next().unwrap_or("")), kubectl::describe(sim, self.obj_kind, &key))
+                    (
+                        format!(
+                            "$ kubectl describe {kind_name} {}",
+                            key.rsplit('/').next().unwrap_or("")
+                        ),
+                        kubectl::describe(sim, self.obj_kind, &key),
+                    )
                 };
                 let text = text.unwrap_or_else(|| "(gone)".into());
                 let changed = self.changed_lines(&format!("{:?}/{key}", self.obj_mode), &text);
@@ -1272,26 +1480,65 @@ impl App {
             .map(|x| x.1)
             .unwrap_or(replicas);
         let rate = sim.traffic.flows.first().map(|f| f.rate).unwrap_or(0.0);
-        let td = svc.as_ref().and_then(|s| s.traffic_distribution.clone()).unwrap_or_default();
-        let topo = svc.as_ref().and_then(|s| s.topology_mode.clone()).is_some_and(|m| m.eq_ignore_ascii_case("auto"));
-        let itp = svc.as_ref().map(|s| s.policies.contains("internal Local")).unwrap_or(false);
-        let etp = svc.as_ref().map(|s| s.policies.contains("external Local")).unwrap_or(false);
-        let aff = svc.as_ref().map(|s| s.session_affinity == "ClientIP").unwrap_or(false);
-        let mode = sc.config.proxy_mode.clone().unwrap_or_else(|| "iptables".into());
+        let td = svc
+            .as_ref()
+            .and_then(|s| s.traffic_distribution.clone())
+            .unwrap_or_default();
+        let topo = svc
+            .as_ref()
+            .and_then(|s| s.topology_mode.clone())
+            .is_some_and(|m| m.eq_ignore_ascii_case("auto"));
+        let itp = svc
+            .as_ref()
+            .map(|s| s.policies.contains("internal Local"))
+            .unwrap_or(false);
+        let etp = svc
+            .as_ref()
+            .map(|s| s.policies.contains("external Local"))
+            .unwrap_or(false);
+        let aff = svc
+            .as_ref()
+            .map(|s| s.session_affinity == "ClientIP")
+            .unwrap_or(false);
+        let mode = sc
+            .config
+            .proxy_mode
+            .clone()
+            .unwrap_or_else(|| "iptables".into());
         let num = |e: &Event| input_value(e).parse::<f64>().unwrap_or(0.0);
-        let on_seed = link.batch_callback(|e: Event| input_value(&e).parse::<u64>().ok().map(|s| Msg::Knob(Knob::Seed(s))));
+        let on_seed = link.batch_callback(|e: Event| {
+            input_value(&e)
+                .parse::<u64>()
+                .ok()
+                .map(|s| Msg::Knob(Knob::Seed(s)))
+        });
         let on_replicas = link.callback(move |e: Event| Msg::Knob(Knob::Replicas(num(&e) as u32)));
         let on_max = link.callback(move |e: Event| Msg::Knob(Knob::MaxPerSlice(num(&e) as usize)));
         let on_rate = link.callback(move |e: Event| Msg::Knob(Knob::Rate(num(&e))));
         let on_zones = link.callback(move |e: Event| Msg::Knob(Knob::Zones(num(&e) as u32)));
         let on_npz = link.callback(move |e: Event| Msg::Knob(Knob::NodesPerZone(num(&e) as u32)));
-        let on_dual = link.callback(|e: Event| Msg::Knob(Knob::DualStack(input_value(&e) == "true")));
+        let on_dual =
+            link.callback(|e: Event| Msg::Knob(Knob::DualStack(input_value(&e) == "true")));
         let on_mode = link.callback(|e: Event| Msg::Knob(Knob::ProxyMode(input_value(&e))));
         let on_td = link.callback(|e: Event| Msg::Knob(Knob::TrafficDistribution(input_value(&e))));
-        let on_topo = link.callback(|e: Event| Msg::Knob(Knob::TopologyAuto(input_value(&e) == "true")));
-        let on_itp = link.callback(|e: Event| Msg::Knob(Knob::InternalPolicy(if input_value(&e) == "true" { "Local".into() } else { "Cluster".into() })));
-        let on_etp = link.callback(|e: Event| Msg::Knob(Knob::ExternalPolicy(if input_value(&e) == "true" { "Local".into() } else { "Cluster".into() })));
-        let on_aff = link.callback(|e: Event| Msg::Knob(Knob::SessionAffinity(input_value(&e) == "true")));
+        let on_topo =
+            link.callback(|e: Event| Msg::Knob(Knob::TopologyAuto(input_value(&e) == "true")));
+        let on_itp = link.callback(|e: Event| {
+            Msg::Knob(Knob::InternalPolicy(if input_value(&e) == "true" {
+                "Local".into()
+            } else {
+                "Cluster".into()
+            }))
+        });
+        let on_etp = link.callback(|e: Event| {
+            Msg::Knob(Knob::ExternalPolicy(if input_value(&e) == "true" {
+                "Local".into()
+            } else {
+                "Cluster".into()
+            }))
+        });
+        let on_aff =
+            link.callback(|e: Event| Msg::Knob(Knob::SessionAffinity(input_value(&e) == "true")));
         let fixed_nodes = !sc.world.nodes.is_empty();
         html! {
             <form class="knobs" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
@@ -1335,7 +1582,13 @@ impl App {
         let (title, items) = match t {
             Target::Pod(key) => {
                 let p = key.clone();
-                let labels = self.tl.current.api.pod(key).and_then(|p| p.metadata.labels.clone()).unwrap_or_default();
+                let labels = self
+                    .tl
+                    .current
+                    .api
+                    .pod(key)
+                    .and_then(|p| p.metadata.labels.clone())
+                    .unwrap_or_default();
                 let mut moved = labels.clone();
                 let leaves = moved.iter().next().map(|(k, _)| k.clone());
                 if let Some(k) = &leaves {
@@ -1344,11 +1597,40 @@ impl App {
                 (
                     format!("Pod {}", key.rsplit('/').next().unwrap_or(key)),
                     vec![
-                        item("Kill (crash: Failed, replaced)", "act-kill", Action::KillPod { pod: p.clone() }),
-                        item("Make unready (probe fails)", "act-unready", Action::SetPodReady { pod: p.clone(), ready: false }),
-                        item("Make ready again", "act-ready", Action::SetPodReady { pod: p.clone(), ready: true }),
-                        item("Delete (graceful)", "act-delete", Action::DeletePod { pod: p.clone() }),
-                        item("Relabel (leaves the selector)", "act-relabel", Action::RelabelPod { pod: p, labels: moved.into_iter().collect() }),
+                        item(
+                            "Kill (crash: Failed, replaced)",
+                            "act-kill",
+                            Action::KillPod { pod: p.clone() },
+                        ),
+                        item(
+                            "Make unready (probe fails)",
+                            "act-unready",
+                            Action::SetPodReady {
+                                pod: p.clone(),
+                                ready: false,
+                            },
+                        ),
+                        item(
+                            "Make ready again",
+                            "act-ready",
+                            Action::SetPodReady {
+                                pod: p.clone(),
+                                ready: true,
+                            },
+                        ),
+                        item(
+                            "Delete (graceful)",
+                            "act-delete",
+                            Action::DeletePod { pod: p.clone() },
+                        ),
+                        item(
+                            "Relabel (leaves the selector)",
+                            "act-relabel",
+                            Action::RelabelPod {
+                                pod: p,
+                                labels: moved.into_iter().collect(),
+                            },
+                        ),
                     ],
                 )
             }
@@ -1360,14 +1642,40 @@ impl App {
                 };
                 let mut v = vec![
                     show,
-                    item("Fail (stops; pods evicted later)", "act-fail", Action::FailNode { node: node.clone() }),
-                    item("Drain (cordon, evict gracefully)", "act-drain", Action::DrainNode { node: node.clone() }),
-                    item("Recover", "act-recover", Action::RecoverNode { node: node.clone() }),
+                    item(
+                        "Fail (stops; pods evicted later)",
+                        "act-fail",
+                        Action::FailNode { node: node.clone() },
+                    ),
+                    item(
+                        "Drain (cordon, evict gracefully)",
+                        "act-drain",
+                        Action::DrainNode { node: node.clone() },
+                    ),
+                    item(
+                        "Recover",
+                        "act-recover",
+                        Action::RecoverNode { node: node.clone() },
+                    ),
                 ];
-                if self.tl.current.proxies.get(n).is_some_and(|p| !p.informer.connected) {
-                    v.push(item("Restore kube-proxy's watch", "act-restore-watch", Action::RestoreWatch { node }));
+                if self
+                    .tl
+                    .current
+                    .proxies
+                    .get(n)
+                    .is_some_and(|p| !p.informer.connected)
+                {
+                    v.push(item(
+                        "Restore kube-proxy's watch",
+                        "act-restore-watch",
+                        Action::RestoreWatch { node },
+                    ));
                 } else {
-                    v.push(item("Cut kube-proxy's watch (stale view)", "act-cut-watch", Action::CutWatch { node }));
+                    v.push(item(
+                        "Cut kube-proxy's watch (stale view)",
+                        "act-cut-watch",
+                        Action::CutWatch { node },
+                    ));
                 }
                 (format!("Node {n}"), v)
             }
@@ -1412,8 +1720,14 @@ impl App {
 /// One handler for every Pod token below it: the token's `data-pod` names the Pod.
 fn pod_click(ctx: &Context<App>) -> Callback<MouseEvent> {
     ctx.link().batch_callback(|e: MouseEvent| {
-        let el = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
-        let pod = el.closest("[data-pod]").ok().flatten()?.get_attribute("data-pod")?;
+        let el = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
+        let pod = el
+            .closest("[data-pod]")
+            .ok()
+            .flatten()?
+            .get_attribute("data-pod")?;
         Some(Msg::Open(Some(Target::Pod(pod))))
     })
 }
@@ -1442,11 +1756,26 @@ fn service_card(v: &ServiceView, max: usize) -> Html {
         ("type", v.type_.clone()),
         ("selector", v.selector.clone()),
         ("ports", v.ports.clone()),
-        ("clusterIPs", if v.cluster_ips.is_empty() { "None (headless)".into() } else { v.cluster_ips.join(", ") }),
+        (
+            "clusterIPs",
+            if v.cluster_ips.is_empty() {
+                "None (headless)".into()
+            } else {
+                v.cluster_ips.join(", ")
+            },
+        ),
         ("families", v.families.clone()),
         ("traffic policies", v.policies.clone()),
-        ("trafficDistribution", v.traffic_distribution.clone().unwrap_or_else(|| "(none)".into())),
-        ("topology-mode", v.topology_mode.clone().unwrap_or_else(|| "(none)".into())),
+        (
+            "trafficDistribution",
+            v.traffic_distribution
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+        ),
+        (
+            "topology-mode",
+            v.topology_mode.clone().unwrap_or_else(|| "(none)".into()),
+        ),
         ("sessionAffinity", v.session_affinity.clone()),
         ("max endpoints per slice", max.to_string()),
     ];
@@ -1462,8 +1791,14 @@ fn slice_bar(s: &SliceView, max: usize, now: u64) -> Html {
     let n = s.endpoints.len();
     let cap = max.max(n).max(1);
     let ready = s.endpoints.iter().filter(|e| e.ready).count();
-    let flash = s.last_write.as_ref().map(|(t, verb, cause)| (now.saturating_sub(*t), verb.clone(), cause.clone()));
-    let class = classes!("slice", flash.as_ref().map(|(_, v, _)| format!("flash-{v}")));
+    let flash = s
+        .last_write
+        .as_ref()
+        .map(|(t, verb, cause)| (now.saturating_sub(*t), verb.clone(), cause.clone()));
+    let class = classes!(
+        "slice",
+        flash.as_ref().map(|(_, v, _)| format!("flash-{v}"))
+    );
     html! {
         <li class={class} key={s.name.clone()} data-testid="slice" data-endpoints={n.to_string()} data-name={s.name.clone()} data-family={s.address_type.clone()}>
             <div class="slice-head">
@@ -1487,7 +1822,9 @@ fn slice_bar(s: &SliceView, max: usize, now: u64) -> Html {
 }
 
 fn legacy_card(v: &ServiceView) -> Html {
-    let Some(e) = &v.endpoints else { return html! {} };
+    let Some(e) = &v.endpoints else {
+        return html! {};
+    };
     let total = e.ready + e.not_ready;
     html! {
         <div class={classes!("legacy", e.over_capacity.then_some("over"))} data-testid="legacy-endpoints" data-addresses={total.to_string()}>
@@ -1505,7 +1842,11 @@ fn legacy_card(v: &ServiceView) -> Html {
 fn proxy_flow(pv: &ProxyView, conns: &[&slicelab_core::sim::view::ConnView]) -> Html {
     let mut backends: Vec<String> = Vec::new();
     for c in conns.iter().rev() {
-        let b = if c.backend.is_empty() { "(none)".to_string() } else { c.backend.clone() };
+        let b = if c.backend.is_empty() {
+            "(none)".to_string()
+        } else {
+            c.backend.clone()
+        };
         if !backends.contains(&b) && backends.len() < 12 {
             backends.push(b);
         }

@@ -36,7 +36,7 @@ impl Refs {
                 { c(&self.writes, "writes", "API writes per EndpointSlice controller sync") }
                 { c(&self.conns, "conns", "Connections per second: served, refused, timed out, reset") }
                 { c(&self.per_pod, "per-pod", "Connections served per Pod (the 40 busiest)") }
-                { c(&self.bytes, "bytes", "Bytes sent to watchers: Endpoints against EndpointSlices") }
+                { c(&self.bytes, "bytes", "Bytes sent to watchers: one Endpoints object (as if every node watched it, as before EndpointSlices) against EndpointSlices") }
             </div>
         }
     }
@@ -54,9 +54,15 @@ fn palette(canvas: &HtmlCanvasElement) -> Palette {
                 .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
                 .is_some_and(|m| m.matches()));
     if dark {
-        Palette { fg: RGBColor(220, 222, 230), grid: RGBColor(60, 64, 76) }
+        Palette {
+            fg: RGBColor(220, 222, 230),
+            grid: RGBColor(60, 64, 76),
+        }
     } else {
-        Palette { fg: RGBColor(40, 42, 50), grid: RGBColor(222, 224, 230) }
+        Palette {
+            fg: RGBColor(40, 42, 50),
+            grid: RGBColor(222, 224, 230),
+        }
     }
 }
 
@@ -71,13 +77,24 @@ const SKY: RGBColor = RGBColor(86, 180, 233);
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
-    let Some(canvas) = r.cast::<HtmlCanvasElement>() else { return };
+    let Some(canvas) = r.cast::<HtmlCanvasElement>() else {
+        return;
+    };
     let pal = palette(&canvas);
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else { return };
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
+        return;
+    };
     let root = backend.into_drawing_area();
     let _ = root.fill(&TRANSPARENT);
-    let xmax = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(1.0f64, f64::max);
-    let ymax = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(1.0f64, f64::max) * 1.1;
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max)
+        * 1.1;
     let chart = ChartBuilder::on(&root)
         .margin(8)
         .caption(title, ("sans-serif", 13).into_font().color(&pal.fg))
@@ -96,9 +113,13 @@ fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
         .y_labels(5)
         .draw();
     for (name, color, pts) in series {
-        if let Ok(s) = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2))) {
+        if let Ok(s) =
+            chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+        {
             let c = *color;
-            s.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+            s.label(*name).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
+            });
         }
     }
     let _ = chart
@@ -112,9 +133,13 @@ fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
 }
 
 fn bars(r: &NodeRef, title: &str, values: &[u64]) {
-    let Some(canvas) = r.cast::<HtmlCanvasElement>() else { return };
+    let Some(canvas) = r.cast::<HtmlCanvasElement>() else {
+        return;
+    };
     let pal = palette(&canvas);
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else { return };
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
+        return;
+    };
     let root = backend.into_drawing_area();
     let _ = root.fill(&TRANSPARENT);
     let n = values.len().max(1);
@@ -138,52 +163,134 @@ fn bars(r: &NodeRef, title: &str, values: &[u64]) {
         .x_desc("Pods, busiest first")
         .y_labels(5)
         .draw();
-    let _ = chart.draw_series(values.iter().enumerate().map(|(i, v)| Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *v as f64)], BLUE.filled())));
+    let _ = chart.draw_series(values.iter().enumerate().map(|(i, v)| {
+        Rectangle::new(
+            [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *v as f64)],
+            BLUE.filled(),
+        )
+    }));
     let _ = root.present();
 }
 
-/// Draw every chart from the simulation's samples, log and traffic counters.
-pub fn draw(r: &Refs, sim: &Sim, _service: &str) {
-    let secs = |t: u64| t as f64 / 1000.0;
-    let samples: Vec<_> = sim.samples.iter().collect();
-    lines(
-        &r.endpoints,
-        "endpoints and slices",
-        &[
-            ("endpoints", BLUE, samples.iter().map(|s| (secs(s.t), s.endpoints as f64)).collect()),
-            ("ready", GREEN, samples.iter().map(|s| (secs(s.t), s.ready_endpoints as f64)).collect()),
-            ("slices ×10", ORANGE, samples.iter().map(|s| (secs(s.t), s.slices as f64 * 10.0)).collect()),
-        ],
-        "seconds",
-    );
-    // Writes per sync: the controller's writes grouped by the time they were sent.
-    let mut per_sync: Vec<(f64, f64)> = Vec::new();
-    for e in sim.log.iter().filter(|e| e.actor == "endpointslice-controller") {
-        match per_sync.last_mut() {
-            Some(last) if last.0 == secs(e.t) => last.1 += 1.0,
-            _ => per_sync.push((secs(e.t), 1.0)),
-        }
+/// How many charts there are.
+pub const COUNT: usize = 5;
+
+/// Draw every chart.
+pub fn draw(r: &Refs, sim: &Sim) {
+    for i in 0..COUNT {
+        draw_one(r, sim, i);
     }
-    lines(&r.writes, "writes per sync", &[("slice writes", PURPLE, per_sync)], "seconds");
-    let ps = &sim.traffic.stats.per_second;
-    let col = |k: usize| -> Vec<(f64, f64)> { ps.iter().enumerate().map(|(i, c)| (i as f64, c[k] as f64)).collect() };
-    lines(
-        &r.conns,
-        "connections per second",
-        &[("served", GREEN, col(0)), ("refused", ORANGE, col(1)), ("timed out", VERMILLION, col(2)), ("reset", PURPLE, col(3))],
-        "seconds",
-    );
-    let mut per_pod: Vec<u64> = sim.traffic.stats.per_pod.values().copied().collect();
-    per_pod.sort_unstable_by(|a, b| b.cmp(a));
-    per_pod.truncate(40);
-    bars(&r.per_pod, "served per Pod", &per_pod);
-    lines(
-        &r.bytes,
-        "bytes to watchers (cumulative, MB)",
-        &[
-            ("Endpoints", VERMILLION, samples.iter().map(|s| (secs(s.t), s.endpoints_watch_bytes as f64 / 1e6)).collect()),
-            ("EndpointSlices", SKY, samples.iter().map(|s| (secs(s.t), s.slice_watch_bytes as f64 / 1e6)).collect()),
-        ],
-        "seconds",
-    );
+}
+
+/// Draw chart `i` from the simulation's samples, log and traffic counters (one per frame while
+/// playing, so no frame pays for all five).
+pub fn draw_one(r: &Refs, sim: &Sim, i: usize) {
+    let secs = |t: u64| t as f64 / 1000.0;
+    let samples: Vec<_> = if i == 0 || i == 4 {
+        sim.samples.iter().collect()
+    } else {
+        Vec::new()
+    };
+    match i {
+        0 => lines(
+            &r.endpoints,
+            "endpoints and slices",
+            &[
+                (
+                    "endpoints",
+                    BLUE,
+                    samples
+                        .iter()
+                        .map(|s| (secs(s.t), s.endpoints as f64))
+                        .collect(),
+                ),
+                (
+                    "ready",
+                    GREEN,
+                    samples
+                        .iter()
+                        .map(|s| (secs(s.t), s.ready_endpoints as f64))
+                        .collect(),
+                ),
+                (
+                    "slices ×10",
+                    ORANGE,
+                    samples
+                        .iter()
+                        .map(|s| (secs(s.t), s.slices as f64 * 10.0))
+                        .collect(),
+                ),
+            ],
+            "seconds",
+        ),
+        1 => {
+            // Writes per sync: the controller's writes grouped by the time they were sent.
+            let mut per_sync: Vec<(f64, f64)> = Vec::new();
+            for e in sim
+                .log
+                .iter()
+                .filter(|e| e.actor == "endpointslice-controller")
+            {
+                match per_sync.last_mut() {
+                    Some(last) if last.0 == secs(e.t) => last.1 += 1.0,
+                    _ => per_sync.push((secs(e.t), 1.0)),
+                }
+            }
+            lines(
+                &r.writes,
+                "writes per sync",
+                &[("slice writes", PURPLE, per_sync)],
+                "seconds",
+            );
+        }
+        2 => {
+            let ps = &sim.traffic.stats.per_second;
+            let col = |k: usize| -> Vec<(f64, f64)> {
+                ps.iter()
+                    .enumerate()
+                    .map(|(i, c)| (i as f64, c[k] as f64))
+                    .collect()
+            };
+            lines(
+                &r.conns,
+                "connections per second",
+                &[
+                    ("served", GREEN, col(0)),
+                    ("refused", ORANGE, col(1)),
+                    ("timed out", VERMILLION, col(2)),
+                    ("reset", PURPLE, col(3)),
+                ],
+                "seconds",
+            );
+        }
+        3 => {
+            let mut per_pod: Vec<u64> = sim.traffic.stats.per_pod.values().copied().collect();
+            per_pod.sort_unstable_by(|a, b| b.cmp(a));
+            per_pod.truncate(40);
+            bars(&r.per_pod, "served per Pod", &per_pod);
+        }
+        _ => lines(
+            &r.bytes,
+            "bytes to watchers (cumulative, MB)",
+            &[
+                (
+                    "Endpoints",
+                    VERMILLION,
+                    samples
+                        .iter()
+                        .map(|s| (secs(s.t), s.endpoints_watch_bytes as f64 / 1e6))
+                        .collect(),
+                ),
+                (
+                    "EndpointSlices",
+                    SKY,
+                    samples
+                        .iter()
+                        .map(|s| (secs(s.t), s.slice_watch_bytes as f64 / 1e6))
+                        .collect(),
+                ),
+            ],
+            "seconds",
+        ),
+    }
 }

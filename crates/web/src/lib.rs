@@ -62,17 +62,22 @@ impl Handle {
 }
 
 fn opt_str(o: &JsValue, k: &str) -> Option<String> {
-    js_sys::Reflect::get(o, &JsValue::from_str(k)).ok().and_then(|v| {
-        if let Some(s) = v.as_string() {
-            Some(s)
-        } else {
-            v.as_f64().map(|f| format!("{f}"))
-        }
-    })
+    js_sys::Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| {
+            if let Some(s) = v.as_string() {
+                Some(s)
+            } else {
+                v.as_f64().map(|f| format!("{f}"))
+            }
+        })
 }
 
 fn opt_bool(o: &JsValue, k: &str) -> bool {
-    js_sys::Reflect::get(o, &JsValue::from_str(k)).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+    js_sys::Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 /// Options, all optional: `query` (a link's query string), or `scenario`, `seed`, `t`; `embed`
@@ -84,7 +89,10 @@ pub fn props_from_options(options: &JsValue) -> Props {
         let mut parts = Vec::new();
         for (k, q) in [("scenario", "s"), ("seed", "seed"), ("t", "t")] {
             if let Some(v) = opt_str(options, k) {
-                parts.push(format!("{q}={}", slicelab_core::sim::share::encode_component(&v)));
+                parts.push(format!(
+                    "{q}={}",
+                    slicelab_core::sim::share::encode_component(&v)
+                ));
             }
         }
         if opt_bool(options, "embed") {
@@ -108,7 +116,10 @@ pub fn mount(element: web_sys::Element, options: JsValue) -> Handle {
     let remote = Rc::new(Remote::default());
     props.remote = Some(remote.clone());
     let app = yew::Renderer::<App>::with_root_and_props(element, props).render();
-    Handle { app: Some(app), remote }
+    Handle {
+        app: Some(app),
+        remote,
+    }
 }
 
 /// The page's own start: the instance in `#app`, its state in the URL.
@@ -119,7 +130,16 @@ pub fn start_page() -> Option<Handle> {
     let query = w.location().search().unwrap_or_default();
     root.set_inner_html("");
     let remote = Rc::new(Remote::default());
-    let props = Props { query, sync_url: true, global_keys: true, autoplay: false, remote: Some(remote.clone()) };
+    let props = Props {
+        query,
+        sync_url: true,
+        global_keys: true,
+        autoplay: false,
+        remote: Some(remote.clone()),
+    };
     let app = yew::Renderer::<App>::with_root_and_props(root, props).render();
-    Some(Handle { app: Some(app), remote })
+    Some(Handle {
+        app: Some(app),
+        remote,
+    })
 }

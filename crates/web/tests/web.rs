@@ -10,7 +10,9 @@ use web_sys::{HtmlElement, HtmlInputElement};
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn document() -> web_sys::Document {
-    web_sys::window().and_then(|w| w.document()).expect("a document")
+    web_sys::window()
+        .and_then(|w| w.document())
+        .expect("a document")
 }
 
 async fn settle() {
@@ -19,15 +21,26 @@ async fn settle() {
 
 fn all(root: &web_sys::Element, sel: &str) -> Vec<web_sys::Element> {
     let list = root.query_selector_all(sel).expect("query");
-    (0..list.length()).filter_map(|i| list.item(i)).filter_map(|n| n.dyn_into::<web_sys::Element>().ok()).collect()
+    (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into::<web_sys::Element>().ok())
+        .collect()
 }
 
 fn one(root: &web_sys::Element, sel: &str) -> HtmlElement {
-    root.query_selector(sel).ok().flatten().and_then(|e| e.dyn_into().ok()).unwrap_or_else(|| panic!("{sel} is on the page"))
+    root.query_selector(sel)
+        .ok()
+        .flatten()
+        .and_then(|e| e.dyn_into().ok())
+        .unwrap_or_else(|| panic!("{sel} is on the page"))
 }
 
 fn slice_sizes(root: &web_sys::Element) -> Vec<usize> {
-    let mut v: Vec<usize> = all(root, "[data-testid=slice]").iter().filter_map(|e| e.get_attribute("data-endpoints")).filter_map(|s| s.parse().ok()).collect();
+    let mut v: Vec<usize> = all(root, "[data-testid=slice]")
+        .iter()
+        .filter_map(|e| e.get_attribute("data-endpoints"))
+        .filter_map(|s| s.parse().ok())
+        .collect();
     v.sort();
     v
 }
@@ -42,14 +55,21 @@ fn options(pairs: &[(&str, JsValue)]) -> JsValue {
 
 fn new_root() -> web_sys::Element {
     let root = document().create_element("div").expect("div");
-    document().body().expect("body").append_child(&root).expect("append");
+    document()
+        .body()
+        .expect("body")
+        .append_child(&root)
+        .expect("append");
     root
 }
 
 #[wasm_bindgen_test]
 async fn a_link_opens_at_its_time_and_destroy_leaves_nothing() {
     let root = new_root();
-    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=scale-0-350-0&t=30000".into())]));
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("query", "s=scale-0-350-0&t=30000".into())]),
+    );
     settle().await;
     assert_eq!(h.time(), 30_000.0);
     // 350 Pods at max 100 made 100 + 100 + 100 + 50, and every Pod is drawn.
@@ -59,7 +79,11 @@ async fn a_link_opens_at_its_time_and_destroy_leaves_nothing() {
     assert_eq!(all(&root, "[data-testid=node]").len(), 9);
     h.destroy();
     settle().await;
-    assert_eq!(root.child_element_count(), 0, "destroy leaves nothing behind");
+    assert_eq!(
+        root.child_element_count(),
+        0,
+        "destroy leaves nothing behind"
+    );
     // A destroyed handle ignores calls.
     h.play();
     h.seek(5.0);
@@ -69,7 +93,10 @@ async fn a_link_opens_at_its_time_and_destroy_leaves_nothing() {
 #[wasm_bindgen_test]
 async fn the_controls_drive_the_model() {
     let root = new_root();
-    let mut h = slicelab_web::mount(root.clone(), options(&[("scenario", "scale-0-350-0".into())]));
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("scenario", "scale-0-350-0".into())]),
+    );
     settle().await;
     assert_eq!(h.time(), 0.0);
     one(&root, "[data-testid=step-forward]").click();
@@ -80,12 +107,19 @@ async fn the_controls_drive_the_model() {
     settle().await;
     assert!(h.time() < t1, "a step back returns");
     // The scrub bar seeks.
-    let scrub: HtmlInputElement = one(&root, "[data-testid=timeline]").dyn_into().expect("input");
+    let scrub: HtmlInputElement = one(&root, "[data-testid=timeline]")
+        .dyn_into()
+        .expect("input");
     scrub.set_value("20000");
-    scrub.dispatch_event(&web_sys::InputEvent::new("input").expect("event")).expect("dispatch");
+    scrub
+        .dispatch_event(&web_sys::InputEvent::new("input").expect("event"))
+        .expect("dispatch");
     settle().await;
     assert_eq!(h.time(), 20_000.0);
-    assert!(one(&root, "[data-testid=clock]").text_content().unwrap_or_default().starts_with("20"));
+    assert!(one(&root, "[data-testid=clock]")
+        .text_content()
+        .unwrap_or_default()
+        .starts_with("20"));
     // Play runs the clock, pause stops it.
     one(&root, "[data-testid=play]").click();
     yew::platform::time::sleep(Duration::from_millis(400)).await;
@@ -110,10 +144,18 @@ async fn the_controls_drive_the_model() {
     };
     app.dispatch_event(&key("?")).expect("dispatch");
     settle().await;
-    assert!(root.query_selector("[data-testid=help-overlay]").ok().flatten().is_some());
+    assert!(root
+        .query_selector("[data-testid=help-overlay]")
+        .ok()
+        .flatten()
+        .is_some());
     app.dispatch_event(&key("Escape")).expect("dispatch");
     settle().await;
-    assert!(root.query_selector("[data-testid=help-overlay]").ok().flatten().is_none());
+    assert!(root
+        .query_selector("[data-testid=help-overlay]")
+        .ok()
+        .flatten()
+        .is_none());
     h.destroy();
     root.remove();
 }
@@ -121,19 +163,36 @@ async fn the_controls_drive_the_model() {
 #[wasm_bindgen_test]
 async fn killing_a_pod_by_click_takes_its_endpoint_out() {
     let root = new_root();
-    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=scale-0-350-0&t=30000".into())]));
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("query", "s=scale-0-350-0&t=30000".into())]),
+    );
     settle().await;
-    let pod = all(&root, "[data-testid=pod][data-state=ready]").into_iter().next().expect("a ready pod");
+    let pod = all(&root, "[data-testid=pod][data-state=ready]")
+        .into_iter()
+        .next()
+        .expect("a ready pod");
     let ip = pod.get_attribute("data-ip").expect("an IP");
-    assert!(!all(&root, &format!("[data-testid=endpoint][data-ip='{ip}'].ready")).is_empty());
+    assert!(!all(
+        &root,
+        &format!("[data-testid=endpoint][data-ip='{ip}'].ready")
+    )
+    .is_empty());
     pod.dyn_into::<HtmlElement>().expect("el").click();
     settle().await;
     one(&root, "[data-testid=act-kill]").click();
     settle().await;
     h.seek(h.time() + 5_000.0);
     settle().await;
-    assert!(all(&root, &format!("[data-testid=endpoint][data-ip='{ip}']")).is_empty(), "the killed Pod's endpoint left its slice");
-    assert_eq!(slice_sizes(&root).iter().sum::<usize>(), 350, "its replacement took a place");
+    assert!(
+        all(&root, &format!("[data-testid=endpoint][data-ip='{ip}']")).is_empty(),
+        "the killed Pod's endpoint left its slice"
+    );
+    assert_eq!(
+        slice_sizes(&root).iter().sum::<usize>(),
+        350,
+        "its replacement took a place"
+    );
     h.destroy();
     root.remove();
 }
@@ -145,7 +204,10 @@ async fn the_url_round_trips_and_a_broken_one_falls_back() {
     let original = w.location().href().expect("href");
     let query = "s=dual-stack&seed=3&max=20&a=%5B%5B2000%2C%7B%22type%22%3A%22scale%22%2C%22workload%22%3A%22web%22%2C%22replicas%22%3A30%7D%5D%5D";
     let root = new_root();
-    let mut h = slicelab_web::mount(root.clone(), options(&[("query", query.into()), ("url", true.into())]));
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("query", query.into()), ("url", true.into())]),
+    );
     settle().await;
     h.seek(12_000.0);
     settle().await;
@@ -158,15 +220,27 @@ async fn the_url_round_trips_and_a_broken_one_falls_back() {
     assert!(all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2);
     assert!(slice_sizes(&root).iter().all(|&n| n <= 20));
     h.destroy();
-    w.history().expect("history").replace_state_with_url(&JsValue::NULL, "", Some(&original)).expect("restore");
+    w.history()
+        .expect("history")
+        .replace_state_with_url(&JsValue::NULL, "", Some(&original))
+        .expect("restore");
     // A hostile link: a message, and the default scenario, never a blank page.
     let root = new_root();
-    let mut h = slicelab_web::mount(root.clone(), options(&[("query", "s=%FF&t=abc&a=%7B".into())]));
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("query", "s=%FF&t=abc&a=%7B".into())]),
+    );
     settle().await;
-    let msg = one(&root, "[data-testid=error]").text_content().unwrap_or_default();
+    let msg = one(&root, "[data-testid=error]")
+        .text_content()
+        .unwrap_or_default();
     assert!(msg.contains("could not be opened"), "{msg}");
     assert_eq!(h.time(), 0.0);
-    assert!(root.query_selector("[data-testid=timeline]").ok().flatten().is_some());
+    assert!(root
+        .query_selector("[data-testid=timeline]")
+        .ok()
+        .flatten()
+        .is_some());
     h.destroy();
     root.remove();
 }
@@ -181,6 +255,9 @@ fn the_simulation_in_wasm_gives_the_native_trace_hash() {
     sim.run_until(180_000);
     let here = format!("{:016x}", sim.trace_hash());
     let native = option_env!("SLICELAB_NATIVE_TRACE_HASH").unwrap_or("");
-    assert!(!native.is_empty(), "run through `cargo xtask test`, which passes the native hash in");
+    assert!(
+        !native.is_empty(),
+        "run through `cargo xtask test`, which passes the native hash in"
+    );
     assert_eq!(here, native, "wasm and native runs differ");
 }

@@ -505,7 +505,10 @@ impl Sim {
         if matches!(kind, Kind::Service | Kind::EndpointSlice) {
             watchers.extend(self.proxies.keys().cloned().map(Watcher::Proxy));
         }
-        self.api.account_watch(&ev, watchers.len() as u64);
+        // The legacy Endpoints object is counted as if every node's kube-proxy watched it, as it did
+        // before EndpointSlices: the cost the page compares.
+        let audience = if kind == Kind::Endpoints { self.proxies.len().max(watchers.len()) } else { watchers.len() };
+        self.api.account_watch(&ev, audience as u64);
         let at = self.now + self.config.watch_latency_ms;
         for w in watchers {
             self.schedule(at, Ev::Deliver(w, ev.clone()));
