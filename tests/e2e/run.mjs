@@ -156,12 +156,13 @@ try {
   for (const [label, q] of [['1000 pods', 'rolling-update-250&replicas=1000&t=60000'], ['10000 pods', 'rolling-update-250&replicas=10000&zones=3&npz=20&t=60000']]) {
     try {
       await page.goto(`${base}?s=${q}`);
-      await page.waitForSelector('[data-testid=pod]', { timeout: 120000 });
+      await page.waitForSelector('[data-testid=node]', { timeout: 120000 });
       await page.click('[data-testid=play]');
       const f = await frames(page, 3000);
       await page.click('[data-testid=play]');
       const pods = (await page.$$('[data-testid=pod]')).length;
-      console.log(`frames while playing, ${label} (${pods} drawn): median ${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms over ${f.frames} frames`);
+      const mixes = (await page.$$('[data-testid=node-mix]')).length;
+      console.log(`frames while playing, ${label} (${mixes ? `${mixes} nodes drawn as state mixes` : `${pods} pods drawn`}): median ${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms over ${f.frames} frames`);
     } catch (e) {
       console.log(`frames while playing, ${label}: not measured (${String(e).split('\n')[0]})`);
     }

@@ -29,6 +29,8 @@ pub const SPEED_MAX: f64 = 200.0;
 const MAX_FRAME_GAP_MS: f64 = 250.0;
 /// Wall milliseconds of simulation per frame while playing.
 const SIM_BUDGET_MS: f64 = 8.0;
+/// Pods or endpoints drawn one by one up to this many; past it, as proportions.
+pub const DETAIL_LIMIT: usize = 2000;
 
 /// A subtree that is rebuilt and diffed only when its stamp changes.
 #[derive(Properties, Clone)]
@@ -761,6 +763,8 @@ impl Component for App {
             Msg::Theme => {
                 let dark = !self.dark.unwrap_or_else(prefers_dark);
                 self.dark = Some(dark);
+                // The charts pick their colours from the theme.
+                self.charts_drawn.borrow_mut().0 = u64::MAX;
                 true
             }
             Msg::ObjectsKind(k) => {
@@ -1042,6 +1046,7 @@ impl App {
                     syncs,
                     self.node.len() as u64,
                     self.node.bytes().map(u64::from).sum(),
+                    self.panels.contains(&Panel::Proxy) as u64,
                 ]);
                 self.memo(&self.cluster_cache, stamp, || self.view_cluster(ctx))
             }
@@ -1105,6 +1110,9 @@ impl App {
             }
             c
         };
+        let total: usize = counts.iter().sum();
+        // Past this many Pods, each node shows its mix of states instead of one token per Pod.
+        let compact = total > DETAIL_LIMIT;
         let legend = [
             PodState::Pending,
             PodState::NotReady,
@@ -1119,11 +1127,12 @@ impl App {
                         <li><span class={classes!("pod", "swatch", s.class())} aria-hidden="true"></span>{ format!("{} {}", counts[*s as usize], s.name()) }</li>
                     }) }
                 </ul>
+                { if compact { html! { <p class="note">{ format!("{total} Pods: each node shows how many of its Pods are in each state (tokens are drawn up to {DETAIL_LIMIT} Pods).") }</p> } } else { html! {} } }
                 <div class="zones" onclick={pod_click(ctx)} style={format!("grid-template-columns: repeat({}, minmax(0, 1fr))", zones.len().max(1))}>
                     { for zones.iter().map(|z| html! {
                         <div class="zone" key={z.name.clone()}>
                             <h3>{ z.name.clone() }</h3>
-                            { for z.nodes.iter().map(|n| self.view_node(ctx, n)) }
+                            { for z.nodes.iter().map(|n| self.view_node(ctx, n, compact)) }
                         </div>
                     }) }
                 </div>
@@ -1137,7 +1146,7 @@ impl App {
         }
     }
 
-    fn view_node(&self, ctx: &Context<Self>, n: &NodeView) -> Html {
+    fn view_node(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {
         let link = ctx.link();
         let name = n.name.clone();
         let open = {
@@ -1165,7 +1174,7 @@ impl App {
         } else if n.stale {
             badges.push(("syncing", "kube-proxy behind"));
         }
-        let selected = self.node == n.name;
+        let selected = self.node == n.name && self.panels.contains(&Panel::Proxy);
         html! {
             <div class={classes!("node", n.failed.then_some("failed"), n.stale.then_some("stale"), selected.then_some("selected"))} key={name.clone()}
                 data-testid="node" data-node={name.clone()} data-stale={n.stale.to_string()}>
@@ -1174,7 +1183,7 @@ impl App {
                     <span class="node-name">{ n.name.clone() }</span>
                     { for badges.iter().map(|(c, t)| html! { <span class={classes!("badge", *c)}>{ *t }</span> }) }
                 </div>
-                <div class="pods">{ for n.pods.iter().map(|p| self.view_pod(ctx, p)) }</div>
+                { if compact { mix_bar(&n.pods) } else { html! { <div class="pods">{ for n.pods.iter().map(|p| self.view_pod(ctx, p)) }</div> } } }
             </div>
         }
     }
@@ -1205,6 +1214,7 @@ impl App {
         let Some(v) = sim.service_view(&self.service) else {
             return html! { <p class="empty">{"No Service."}</p> };
         };
+        let detail = v.slices.iter().map(|s| s.endpoints.len()).sum::<usize>() <= DETAIL_LIMIT;
         let max = sim.config.max_endpoints_per_slice;
         let on_service = link.callback(|e: Event| Msg::SelectService(input_value(&e)));
         let families: Vec<&str> = {
@@ -1226,7 +1236,7 @@ impl App {
                     html! {
                         <div class="family">
                             <h3>{ format!("{fam} slices: {} holding {n} endpoints", slices.len()) }</h3>
-                            <ul class="slices">{ for slices.iter().map(|s| slice_bar(s, max, sim.now)) }</ul>
+                            <ul class="slices">{ for slices.iter().map(|s| slice_bar(s, max, sim.now, detail)) }</ul>
                         </div>
                     }
                 }) }
@@ -1787,7 +1797,7 @@ fn service_card(v: &ServiceView, max: usize) -> Html {
     }
 }
 
-fn slice_bar(s: &SliceView, max: usize, now: u64) -> Html {
+fn slice_bar(s: &SliceView, max: usize, now: u64, detail: bool) -> Html {
     let n = s.endpoints.len();
     let cap = max.max(n).max(1);
     let ready = s.endpoints.iter().filter(|e| e.ready).count();
@@ -1810,6 +1820,7 @@ fn slice_bar(s: &SliceView, max: usize, now: u64) -> Html {
             <div class="bar" role="img" aria-label={format!("{n} of {max} endpoints, {ready} ready")}>
                 <div class="fill" style={format!("width:{:.3}%", 100.0 * n as f64 / cap as f64)}></div>
             </div>
+            { if !detail { return_mix(s) } else { html! {
             <div class="eps-cells">
                 { for s.endpoints.iter().map(|e| {
                     let st = if e.ready { "ready" } else if e.serving { "serving" } else if e.terminating { "terminating" } else { "notready" };
@@ -1817,7 +1828,52 @@ fn slice_bar(s: &SliceView, max: usize, now: u64) -> Html {
                     html! { <span class={classes!("ep", st)} key={e.address.clone()} data-testid="endpoint" data-ip={e.address.clone()} data-pod={e.pod.clone().unwrap_or_default()} title={title}></span> }
                 }) }
             </div>
+            } } }
         </li>
+    }
+}
+
+/// A node's Pods as a bar of state proportions (large clusters).
+fn mix_bar(pods: &[PodView]) -> Html {
+    let mut c = [0usize; 5];
+    for p in pods {
+        c[p.state as usize] += 1;
+    }
+    let n = pods.len().max(1);
+    let states = [
+        PodState::Ready,
+        PodState::NotReady,
+        PodState::Pending,
+        PodState::Terminating,
+        PodState::Failed,
+    ];
+    let text = states
+        .iter()
+        .filter(|s| c[**s as usize] > 0)
+        .map(|s| format!("{} {}", c[*s as usize], s.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    html! {
+        <div class="mix" data-testid="node-mix" role="img" aria-label={format!("{} pods: {text}", pods.len())} title={text.clone()}>
+            { for states.iter().filter(|s| c[**s as usize] > 0).map(|s| html! {
+                <span class={classes!("seg", s.class())} style={format!("width:{:.3}%", 100.0 * c[*s as usize] as f64 / n as f64)}></span>
+            }) }
+            <span class="mix-count">{ pods.len() }</span>
+        </div>
+    }
+}
+
+/// A slice's endpoints as proportions of ready, serving-terminating and not ready (large Services).
+fn return_mix(s: &SliceView) -> Html {
+    let n = s.endpoints.len().max(1);
+    let ready = s.endpoints.iter().filter(|e| e.ready).count();
+    let serving = s.endpoints.iter().filter(|e| !e.ready && e.serving).count();
+    let rest = s.endpoints.len() - ready - serving;
+    let seg = |k: usize, class: &'static str| html! { <span class={classes!("seg", class)} style={format!("width:{:.3}%", 100.0 * k as f64 / n as f64)}></span> };
+    html! {
+        <div class="mix" title={format!("{ready} ready, {serving} serving and terminating, {rest} not ready")}>
+            { seg(ready, "ready") }{ seg(serving, "terminating") }{ seg(rest, "notready") }
+        </div>
     }
 }
 

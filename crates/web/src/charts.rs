@@ -74,18 +74,21 @@ const VERMILLION: RGBColor = RGBColor(213, 94, 0);
 const PURPLE: RGBColor = RGBColor(204, 121, 167);
 const SKY: RGBColor = RGBColor(86, 180, 233);
 
+/// The canvas behind `r`, cleared, and the colours of its theme.
+fn area(r: &NodeRef) -> Option<(DrawingArea<CanvasBackend, plotters::coord::Shift>, Palette)> {
+    let canvas = r.cast::<HtmlCanvasElement>()?;
+    let pal = palette(&canvas);
+    let root = CanvasBackend::with_canvas_object(canvas)?.into_drawing_area();
+    let _ = root.fill(&TRANSPARENT);
+    Some((root, pal))
+}
+
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
-    let Some(canvas) = r.cast::<HtmlCanvasElement>() else {
+    let Some((root, pal)) = area(r) else {
         return;
     };
-    let pal = palette(&canvas);
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
-        return;
-    };
-    let root = backend.into_drawing_area();
-    let _ = root.fill(&TRANSPARENT);
     let xmax = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.0))
@@ -133,15 +136,9 @@ fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
 }
 
 fn bars(r: &NodeRef, title: &str, values: &[u64]) {
-    let Some(canvas) = r.cast::<HtmlCanvasElement>() else {
+    let Some((root, pal)) = area(r) else {
         return;
     };
-    let pal = palette(&canvas);
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
-        return;
-    };
-    let root = backend.into_drawing_area();
-    let _ = root.fill(&TRANSPARENT);
     let n = values.len().max(1);
     let ymax = values.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
     let Ok(mut chart) = ChartBuilder::on(&root)
