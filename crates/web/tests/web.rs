@@ -19,6 +19,17 @@ async fn settle() {
     yew::platform::time::sleep(Duration::from_millis(60)).await;
 }
 
+/// Wait (up to 5 s) until `cond` holds: Yew may finish a long render in more than one task.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..250 {
+        if cond() {
+            return;
+        }
+        yew::platform::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 fn all(root: &web_sys::Element, sel: &str) -> Vec<web_sys::Element> {
     let list = root.query_selector_all(sel).expect("query");
     (0..list.length())
@@ -184,15 +195,14 @@ async fn killing_a_pod_by_click_takes_its_endpoint_out() {
     settle().await;
     h.seek(h.time() + 5_000.0);
     settle().await;
-    assert!(
-        all(&root, &format!("[data-testid=endpoint][data-ip='{ip}']")).is_empty(),
-        "the killed Pod's endpoint left its slice"
-    );
-    assert_eq!(
-        slice_sizes(&root).iter().sum::<usize>(),
-        350,
-        "its replacement took a place"
-    );
+    until("the killed Pod's endpoint left its slice", || {
+        all(&root, &format!("[data-testid=endpoint][data-ip='{ip}']")).is_empty()
+    })
+    .await;
+    until("its replacement took a place", || {
+        slice_sizes(&root).iter().sum::<usize>() == 350
+    })
+    .await;
     h.destroy();
     root.remove();
 }
@@ -217,7 +227,7 @@ async fn the_url_round_trips_and_a_broken_one_falls_back() {
     expect.t = 12_000;
     assert_eq!(back, expect);
     // The dual-stack knob and the action are live: IPv4 and IPv6 slices of at most 20, 30 Pods.
-    assert!(all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2);
+    until("IPv6 slices show", || all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2).await;
     assert!(slice_sizes(&root).iter().all(|&n| n <= 20));
     h.destroy();
     w.history()
