@@ -45,6 +45,8 @@ impl Refs {
 struct Palette {
     fg: RGBColor,
     grid: RGBColor,
+    /// The card behind the chart: every redraw paints it first (plotters does not clear).
+    bg: RGBColor,
 }
 
 fn palette(canvas: &HtmlCanvasElement) -> Palette {
@@ -57,11 +59,13 @@ fn palette(canvas: &HtmlCanvasElement) -> Palette {
         Palette {
             fg: RGBColor(220, 222, 230),
             grid: RGBColor(60, 64, 76),
+            bg: RGBColor(29, 32, 39),
         }
     } else {
         Palette {
             fg: RGBColor(40, 42, 50),
             grid: RGBColor(222, 224, 230),
+            bg: RGBColor(255, 255, 255),
         }
     }
 }
@@ -79,7 +83,7 @@ fn area(r: &NodeRef) -> Option<(DrawingArea<CanvasBackend, plotters::coord::Shif
     let canvas = r.cast::<HtmlCanvasElement>()?;
     let pal = palette(&canvas);
     let root = CanvasBackend::with_canvas_object(canvas)?.into_drawing_area();
-    let _ = root.fill(&TRANSPARENT);
+    let _ = root.fill(&pal.bg);
     Some((root, pal))
 }
 
@@ -242,8 +246,11 @@ pub fn draw_one(r: &Refs, sim: &Sim, i: usize) {
         }
         2 => {
             let ps = &sim.traffic.stats.per_second;
+            // Whole seconds only: the current one is still filling.
+            let done = (sim.now / 1000) as usize;
             let col = |k: usize| -> Vec<(f64, f64)> {
                 ps.iter()
+                    .take(done)
                     .enumerate()
                     .map(|(i, c)| (i as f64, c[k] as f64))
                     .collect()
