@@ -646,18 +646,10 @@ impl Wrapper {
     }
 
     fn sync(&mut self, svc: &Service, all_pods: &[Pod], nodes: &[Node]) -> Sync {
-        use slicelab_core::controller::pods::selector_matches;
-        let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() == Some("ExternalName") {
-            return Sync::Skipped;
-        }
-        let Some(selector) = spec.selector else { return Sync::Skipped };
+        // The controller's own §2 gates, then the reconciler.
+        let Some(selector) = slicelab_core::controller::sync_selector(svc) else { return Sync::Skipped };
+        let pods = slicelab_core::controller::selected_pods(svc, selector, all_pods);
         let ns = svc.metadata.namespace.as_deref().unwrap_or("");
-        let pods: Vec<&Pod> = all_pods
-            .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-            .filter(|p| !selector.is_empty() && selector_matches(&selector, p.metadata.labels.as_ref()))
-            .collect();
         let slices = self.store.slices_for_service(svc, CONTROLLER_NAME);
         let key = format!("{ns}/{}", svc.metadata.name.as_deref().unwrap_or(""));
         if tracker::stale(self.tracker.get(&key), &slices) {

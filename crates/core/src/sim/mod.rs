@@ -728,18 +728,13 @@ impl Sim {
         };
         self.endpoints_and_mirroring_sync(key, &svc);
         let inf = &self.controller.informer;
-        let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() == Some("ExternalName") {
-            return;
-        }
-        let Some(selector) = spec.selector.clone() else { return };
+        let Some(selector) = crate::controller::sync_selector(&svc).cloned() else { return };
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let pods: Vec<&k8s_openapi::api::core::v1::Pod> = inf
-            .list(Kind::Pod)
-            .filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
-            .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
-            .filter(|p| !selector.is_empty() && crate::controller::pods::selector_matches(&selector, p.metadata.labels.as_ref()))
-            .collect();
+        let pods = crate::controller::selected_pods(
+            &svc,
+            &selector,
+            inf.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None }),
+        );
         let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
             inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
         let name = svc.metadata.name.clone().unwrap_or_default();
