@@ -126,6 +126,11 @@ try {
   await page.selectOption('[data-testid=obj-kind]', 'endpointslices');
   await page.click('text=-o yaml');
   await page.screenshot({ path: path.join(shots, 'objects-yaml.png'), fullPage: true });
+  await page.click('[data-testid=panel-paste]');
+  await page.click('[data-testid=paste-run]');
+  await page.waitForSelector('[data-testid=paste-slice]', { timeout: 10000 });
+  check('pasted objects go through the controllers', (await page.$$('[data-testid=paste-slice]')).length === 1);
+  await (await page.$('[data-testid=view-paste]')).screenshot({ path: path.join(shots, 'paste.png') });
   await page.keyboard.press('?');
   check('? opens the shortcuts', (await page.$('[data-testid=help-overlay]')) !== null);
   await page.screenshot({ path: path.join(shots, 'help.png') });

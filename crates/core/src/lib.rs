@@ -6,6 +6,7 @@ pub mod case;
 pub mod controller;
 pub mod fixtures;
 pub mod input;
+pub mod paste;
 pub mod ip;
 pub mod proxy;
 pub mod quantity;

@@ -66,10 +66,11 @@ pub enum Panel {
     Objects,
     Charts,
     Knobs,
+    Paste,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 7] = [
+    pub const ALL: [Panel; 8] = [
         Panel::Cluster,
         Panel::Slices,
         Panel::Proxy,
@@ -77,6 +78,7 @@ impl Panel {
         Panel::Objects,
         Panel::Charts,
         Panel::Knobs,
+        Panel::Paste,
     ];
 
     pub fn title(self) -> &'static str {
@@ -88,6 +90,7 @@ impl Panel {
             Panel::Objects => "Objects",
             Panel::Charts => "Charts",
             Panel::Knobs => "Knobs",
+            Panel::Paste => "Your objects",
         }
     }
 
@@ -100,6 +103,7 @@ impl Panel {
             Panel::Objects => "objects",
             Panel::Charts => "charts",
             Panel::Knobs => "knobs",
+            Panel::Paste => "paste",
         }
     }
 }
@@ -157,6 +161,9 @@ pub enum Msg {
     LogFilter(String),
     Key(KeyboardEvent),
     DismissError,
+    PasteText(String),
+    PasteRun,
+    PasteExample,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +238,8 @@ pub struct App {
     perf: RefCell<(f64, f64, f64)>,
     scenarios: Vec<(String, String)>,
     cluster_cache: RefCell<Option<(u64, Html)>>,
+    paste_text: String,
+    paste_result: Option<Result<slicelab_core::paste::Report, String>>,
     slices_cache: RefCell<Option<(u64, Html)>>,
     /// Wall time of the last render, to pace renders while playing.
     last_render: f64,
@@ -473,6 +482,7 @@ impl App {
             "5" => Msg::TogglePanel(Panel::Objects),
             "6" => Msg::TogglePanel(Panel::Charts),
             "7" => Msg::TogglePanel(Panel::Knobs),
+            "8" => Msg::TogglePanel(Panel::Paste),
             _ => return false,
         };
         e.prevent_default();
@@ -532,6 +542,8 @@ impl Component for App {
                 .collect(),
             last_render: 0.0,
             cluster_cache: RefCell::new(None),
+            paste_text: slicelab_core::paste::EXAMPLE.to_string(),
+            paste_result: None,
             slices_cache: RefCell::new(None),
         };
         app.reset_selection();
@@ -791,6 +803,20 @@ impl Component for App {
             Msg::Key(e) => return self.on_key(ctx, e),
             Msg::DismissError => {
                 self.error = None;
+                true
+            }
+            Msg::PasteText(t) => {
+                self.paste_text = t;
+                false
+            }
+            Msg::PasteRun => {
+                let max = self.tl.current.config.max_endpoints_per_slice;
+                self.paste_result = Some(slicelab_core::paste::run(&self.paste_text, max));
+                true
+            }
+            Msg::PasteExample => {
+                self.paste_text = slicelab_core::paste::EXAMPLE.to_string();
+                self.paste_result = None;
                 true
             }
         };
@@ -1069,6 +1095,7 @@ impl App {
             Panel::Objects => self.view_objects(ctx),
             Panel::Charts => self.chart_refs.view(),
             Panel::Knobs => self.view_knobs(ctx),
+            Panel::Paste => self.view_paste(ctx),
         };
         html! {
             <section class={classes!("panel", format!("panel-{}", p.id()))} aria-label={p.title()} data-testid={format!("view-{}", p.id())}>
@@ -1470,6 +1497,54 @@ impl App {
         }
     }
 
+    fn view_paste(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let oninput = link.callback(|e: InputEvent| {
+            Msg::PasteText(
+                e.target_dyn_into::<web_sys::HtmlTextAreaElement>()
+                    .map(|t| t.value())
+                    .unwrap_or_default(),
+            )
+        });
+        let max = self.tl.current.config.max_endpoints_per_slice;
+        let result = match &self.paste_result {
+            None => html! {},
+            Some(Err(e)) => {
+                html! { <p class="banner error" role="alert" data-testid="paste-error">{ e.clone() }</p> }
+            }
+            Some(Ok(r)) => html! {
+                <div class="paste-result" data-testid="paste-result">
+                    <p>{ format!("Service {}: {} Pods selected; the EndpointSlice controller makes {} API call{}.", r.service, r.selected_pods, r.calls.len(), if r.calls.len() == 1 { "" } else { "s" }) }</p>
+                    { for r.ignored_services.first().map(|_| html! { <p class="note">{ format!("Only the first Service is synced; also pasted: {}", r.ignored_services.join(", ")) }</p> }) }
+                    { for r.error.as_ref().map(|e| html! { <p class="warn">{ format!("The sync returns an error (the slices are still written): {e}") }</p> }) }
+                    { for r.events.iter().map(|e| html! { <p class="note">{ format!("event: {e}") }</p> }) }
+                    <ol class="calls">
+                        { for r.calls.iter().map(|c| html! { <li><b>{ c.verb }</b>{ format!(" EndpointSlice {} ({} endpoints): {}", c.slice, c.endpoints, c.cause) }</li> }) }
+                    </ol>
+                    { for r.endpoints.as_ref().map(|e| {
+                        let (ready, not_ready) = e.subsets.iter().flatten().fold((0, 0), |(a, b), s| (a + s.addresses.as_ref().map_or(0, Vec::len), b + s.not_ready_addresses.as_ref().map_or(0, Vec::len)));
+                        html! { <p class="note">{ format!("Legacy Endpoints {}: {ready} ready and {not_ready} not ready addresses.", e.metadata.name.clone().unwrap_or_default()) }</p> }
+                    }) }
+                    <h3>{ "The slices afterwards, as kubectl apply takes them" }</h3>
+                    { for r.slices.iter().map(|s| html! {
+                        <pre class="yaml" data-testid="paste-slice">{ slicelab_core::paste::apply_yaml(s) }</pre>
+                    }) }
+                </div>
+            },
+        };
+        html! {
+            <>
+                <p class="note">{ format!("Paste `kubectl get -o yaml` output: a Service with its Pods, the Nodes and the EndpointSlices that exist (YAML documents, a List, or JSON). One sync of the controllers runs on them, at max {max} endpoints per slice; nothing is sent anywhere.") }</p>
+                <textarea class="paste" data-testid="paste-input" spellcheck="false" aria-label="Your objects (YAML or JSON)" value={self.paste_text.clone()} {oninput} />
+                <div class="paste-buttons">
+                    <button data-testid="paste-run" onclick={link.callback(|_| Msg::PasteRun)}>{"Run the controllers"}</button>
+                    <button onclick={link.callback(|_| Msg::PasteExample)}>{"Load the example"}</button>
+                </div>
+                { result }
+            </>
+        }
+    }
+
     fn view_knobs(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let sim = &self.tl.current;
@@ -1709,7 +1784,7 @@ impl App {
             ("shift + → / ←", "seek 10 s forward or back"),
             ("+ / −", "faster or slower"),
             ("0 or Home", "back to the start"),
-            ("1 … 7", "show or hide a panel"),
+            ("1 … 8", "show or hide a panel"),
             ("d", "light or dark theme"),
             ("Enter on a node", "its actions (Pods: click or Enter)"),
             ("Esc", "close this or a menu"),

@@ -227,7 +227,10 @@ async fn the_url_round_trips_and_a_broken_one_falls_back() {
     expect.t = 12_000;
     assert_eq!(back, expect);
     // The dual-stack knob and the action are live: IPv4 and IPv6 slices of at most 20, 30 Pods.
-    until("IPv6 slices show", || all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2).await;
+    until("IPv6 slices show", || {
+        all(&root, "[data-testid=slice][data-family=IPv6]").len() >= 2
+    })
+    .await;
     assert!(slice_sizes(&root).iter().all(|&n| n <= 20));
     h.destroy();
     w.history()
@@ -251,6 +254,50 @@ async fn the_url_round_trips_and_a_broken_one_falls_back() {
         .ok()
         .flatten()
         .is_some());
+    h.destroy();
+    root.remove();
+}
+
+#[wasm_bindgen_test]
+async fn pasted_objects_go_through_the_controllers_and_bad_ones_get_a_message() {
+    let root = new_root();
+    let mut h = slicelab_web::mount(
+        root.clone(),
+        options(&[("scenario", "scale-0-350-0".into())]),
+    );
+    settle().await;
+    one(&root, "[data-testid=panel-paste]").click();
+    settle().await;
+    one(&root, "[data-testid=paste-run]").click();
+    until("the example's slice shows", || {
+        all(&root, "[data-testid=paste-slice]").len() == 1
+    })
+    .await;
+    let yaml = one(&root, "[data-testid=paste-slice]")
+        .text_content()
+        .unwrap_or_default();
+    assert!(
+        yaml.contains("kind: EndpointSlice") && yaml.contains("10.244.2.9"),
+        "{yaml}"
+    );
+    // Garbage: one clear message, the simulation untouched.
+    let t = h.time();
+    let area: web_sys::HtmlTextAreaElement = one(&root, "[data-testid=paste-input]")
+        .dyn_into()
+        .expect("textarea");
+    area.set_value("kind: Service\nspec: [");
+    area.dispatch_event(&web_sys::InputEvent::new("input").expect("event"))
+        .expect("dispatch");
+    one(&root, "[data-testid=paste-run]").click();
+    until("the message shows", || {
+        root.query_selector("[data-testid=paste-error]")
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    assert!(all(&root, "[data-testid=paste-slice]").is_empty());
+    assert_eq!(h.time(), t);
     h.destroy();
     root.remove();
 }
