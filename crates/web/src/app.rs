@@ -50,8 +50,9 @@ pub fn Memo(p: &MemoProps) -> Html {
     p.html.clone()
 }
 
-fn stamp_of(parts: &[u64]) -> u64 {
-    use std::hash::{Hash, Hasher};
+/// A stamp of everything a memoised panel depends on.
+fn stamp_of(parts: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut h);
     h.finish()
@@ -109,7 +110,7 @@ impl Panel {
 }
 
 /// What a click on a Pod or a node opens.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum Target {
     Pod(String),
     Node(String),
@@ -235,7 +236,8 @@ pub struct App {
     announce: String,
     charts_drawn: RefCell<(u64, f64, usize)>,
     chart_refs: charts::Refs,
-    perf: RefCell<(f64, f64, f64)>,
+    /// Wall milliseconds the last view took (renders are paced by it while playing).
+    view_cost: std::cell::Cell<f64>,
     scenarios: Vec<(String, String)>,
     cluster_cache: RefCell<Option<(u64, Html)>>,
     paste_text: String,
@@ -354,6 +356,15 @@ impl App {
     }
 
     fn act(&mut self, action: Action) {
+        self.open = None;
+        if self.shared.actions.len() >= slicelab_core::sim::share::MAX_ACTIONS {
+            // Dropping an old action would change the past; refuse instead.
+            self.error = Some(format!(
+                "This run already holds {} actions, the most a link can carry; restart the scenario to act again.",
+                slicelab_core::sim::share::MAX_ACTIONS
+            ));
+            return;
+        }
         self.announce = format!("At {}: {}", fmt_ms(self.now()), action.describe());
         self.shared
             .actions
@@ -361,11 +372,7 @@ impl App {
                 at: slicelab_core::sim::scenario::Millis(self.now()),
                 action: action.clone(),
             });
-        if self.shared.actions.len() > slicelab_core::sim::share::MAX_ACTIONS {
-            self.shared.actions.remove(0);
-        }
         self.tl.act(action);
-        self.open = None;
     }
 
     fn write_url(&mut self, ctx: &Context<Self>, force: bool) {
@@ -535,7 +542,7 @@ impl Component for App {
             announce: String::new(),
             charts_drawn: RefCell::new((u64::MAX, 0.0, 0)),
             chart_refs: charts::Refs::default(),
-            perf: RefCell::new((0.0, 0.0, 0.0)),
+            view_cost: std::cell::Cell::new(0.0),
             scenarios: Scenario::builtin()
                 .into_iter()
                 .map(|s| (s.id, s.title))
@@ -597,7 +604,6 @@ impl Component for App {
                     if done {
                         self.tl.seek(target);
                     }
-                    self.perf.borrow_mut().0 = perf_now() - a;
                 }
                 if self.now() >= self.end_ms {
                     self.set_playing(ctx, false);
@@ -606,10 +612,7 @@ impl Component for App {
                 self.start_frames(ctx);
                 self.write_url(ctx, false);
                 // Large clusters: render less often than every frame, so frames stay short.
-                let cost = {
-                    let p = self.perf.borrow();
-                    p.1
-                };
+                let cost = self.view_cost.get();
                 if moved && ts - self.last_render >= (cost * 3.0).min(500.0) {
                     self.last_render = ts;
                     true
@@ -827,14 +830,6 @@ impl Component for App {
     }
 
     fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
-        if let Some(w) = window() {
-            let p = self.perf.borrow();
-            let _ = js_sys::Reflect::set(
-                &w,
-                &"slicelabPerf".into(),
-                &format!("sim {:.1} view {:.1} charts {:.1}", p.0, p.1, p.2).into(),
-            );
-        }
         if self.panels.contains(&Panel::Charts) {
             // Paused: every chart at once. Playing: one chart per render, at most five a second.
             let now = perf_now();
@@ -847,7 +842,6 @@ impl Component for App {
                     charts::draw_one(&self.chart_refs, &self.tl.current, next);
                     *self.charts_drawn.borrow_mut() = (self.now(), now, (next + 1) % charts::COUNT);
                 }
-                self.perf.borrow_mut().2 = perf_now() - now;
             }
         } else {
             // Drawn again when shown.
@@ -871,7 +865,7 @@ impl Component for App {
     fn view(&self, ctx: &Context<Self>) -> Html {
         let started = perf_now();
         let html = self.view_inner(ctx);
-        self.perf.borrow_mut().1 = perf_now() - started;
+        self.view_cost.set(perf_now() - started);
         html
     }
 }
@@ -1054,10 +1048,6 @@ impl App {
     fn view_panel(&self, ctx: &Context<Self>, p: Panel) -> Html {
         let sim = &self.tl.current;
         let rv = sim.api.resource_version();
-        let open = match &self.open {
-            Some(Target::Pod(k)) => stamp_of(&[1, k.len() as u64, k.bytes().map(u64::from).sum()]),
-            _ => 0,
-        };
         let body = match p {
             Panel::Cluster => {
                 // Staleness moves with kube-proxy syncs, not API writes.
@@ -1066,14 +1056,13 @@ impl App {
                     .values()
                     .map(|p| p.syncs + p.informer.connected as u64)
                     .sum();
-                let stamp = stamp_of(&[
+                let stamp = stamp_of((
                     rv,
-                    open,
+                    &self.open,
                     syncs,
-                    self.node.len() as u64,
-                    self.node.bytes().map(u64::from).sum(),
-                    self.panels.contains(&Panel::Proxy) as u64,
-                ]);
+                    &self.node,
+                    self.panels.contains(&Panel::Proxy),
+                ));
                 self.memo(&self.cluster_cache, stamp, || self.view_cluster(ctx))
             }
             Panel::Slices => {
@@ -1081,13 +1070,13 @@ impl App {
                     .log
                     .last()
                     .is_some_and(|e| e.t + slicelab_core::sim::view::FLASH_MS >= sim.now);
-                let stamp = stamp_of(&[
+                let flash_tick = if flashing { sim.now / 100 } else { 0 };
+                let stamp = stamp_of((
                     rv,
-                    if flashing { sim.now / 100 } else { 0 },
-                    self.service.len() as u64,
-                    self.service.bytes().map(u64::from).sum(),
-                    sim.config.max_endpoints_per_slice as u64,
-                ]);
+                    flash_tick,
+                    &self.service,
+                    sim.config.max_endpoints_per_slice,
+                ));
                 self.memo(&self.slices_cache, stamp, || self.view_slices(ctx))
             }
             Panel::Proxy => self.view_proxy(ctx),

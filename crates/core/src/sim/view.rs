@@ -300,8 +300,8 @@ impl Sim {
             let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
             let failed = node.as_ref().and_then(|n| self.world.nodes.get(n)).is_some_and(|r| r.failed);
             let v = pod_view(p, failed);
-            match node.and_then(|n| index.get(&n).cloned()) {
-                Some((z, i)) => zones.get_mut(&z).expect("indexed zone")[i].pods.push(v),
+            match node.and_then(|n| index.get(&n).cloned()).and_then(|(z, i)| zones.get_mut(&z)?.get_mut(i)) {
+                Some(n) => n.pods.push(v),
                 None => unscheduled.push(v),
             }
         }
