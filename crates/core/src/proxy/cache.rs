@@ -191,7 +191,7 @@ impl SliceCache {
                 // §3.3: no addresses → skipped; only addresses[0], canonical.
                 let Some(first) = ep.addresses.first() else { continue };
                 let Some(addr) = parse_ip_sloppy(first) else { continue };
-                let Some(mut e) = Endpoint::new(&addr.to_string(), number as u16) else { continue };
+                let mut e = Endpoint::from_addr(addr, number as u16);
                 e.is_local = ep.node_name.as_deref() == Some(self.node_name.as_str());
                 let cond = ep.conditions.as_ref();
                 e.ready = cond.and_then(|c| c.ready).unwrap_or(true);

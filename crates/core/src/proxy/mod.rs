@@ -157,12 +157,21 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint from its parts; `ip` is re-printed in canonical form. `None` if `ip` is not an IP.
     pub fn new(ip: &str, port: u16) -> Option<Endpoint> {
-        let addr = parse_ip_sloppy(ip)?;
-        Some(Endpoint {
-            ip: addr.to_string(),
+        Some(Endpoint::from_addr(parse_ip_sloppy(ip)?, port))
+    }
+
+    /// An endpoint from an address already parsed: its text printed once, canonical.
+    pub fn from_addr(addr: IpAddr, port: u16) -> Endpoint {
+        let ip = addr.to_string();
+        let endpoint = match addr {
+            IpAddr::V4(_) => format!("{ip}:{port}"),
+            IpAddr::V6(_) => format!("[{ip}]:{port}"),
+        };
+        Endpoint {
+            ip,
             addr,
             port,
-            endpoint: join_host_port(&addr, port),
+            endpoint,
             is_local: false,
             ready: true,
             serving: true,
@@ -171,7 +180,7 @@ impl Endpoint {
             node_hints: Vec::new(),
             node_name: None,
             zone: None,
-        })
+        }
     }
 
     /// Parse an `ip:port` / `[ip]:port` string (the oracle's `ep`).
