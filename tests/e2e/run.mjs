@@ -118,6 +118,16 @@ try {
   await page.goto(`${base}?s=node-failure-3-zones&t=95000`);
   await page.waitForSelector('[data-testid=node]');
   await page.screenshot({ path: path.join(shots, 'node-failure.png'), fullPage: true });
+  await page.click('text=The iptables rules this node wrote');
+  await page.waitForSelector('[data-testid=rules]');
+  check('the node\'s rules show', (await page.textContent('[data-testid=rules]')).includes('KUBE-SVC'));
+  await (await page.$('[data-testid=view-proxy]')).screenshot({ path: path.join(shots, 'proxy-rules.png') });
+  // A narrow embed, as in a documentation column.
+  const narrow = await browser.newPage({ viewport: { width: 420, height: 900 } });
+  await narrow.goto(`${base}?embed=1&s=dual-stack&t=30000`);
+  await narrow.waitForSelector('[data-testid=slice]', { timeout: 20000 });
+  await narrow.screenshot({ path: path.join(shots, 'embed-narrow.png'), fullPage: true });
+  await narrow.close();
 
   // Every panel, the knobs and the objects views.
   await page.click('[data-testid=panel-knobs]');
