@@ -48,6 +48,44 @@ struct SliceData {
 /// A slice's contribution per (port name, protocol), in slice order.
 type ParsedPorts = Vec<((String, Protocol), Vec<Arc<Endpoint>>)>;
 
+/// A slice read once for every node's cache: nothing in it depends on the node (whether an endpoint
+/// is local is decided when a Service's slices are merged).
+#[derive(Clone, Debug)]
+pub struct PreparedSlice {
+    data: Arc<SliceData>,
+    parsed: Arc<ParsedPorts>,
+    read_node_hints: bool,
+}
+
+/// Read a slice for the caches of many nodes at once.
+pub fn prepare(slice: &EndpointSlice, read_node_hints: bool) -> PreparedSlice {
+    PreparedSlice { data: Arc::new(SliceData::of(slice)), parsed: Arc::new(parse(slice, read_node_hints)), read_node_hints }
+}
+
+impl PreparedSlice {
+    pub fn reads_node_hints(&self) -> bool {
+        self.read_node_hints
+    }
+}
+
+impl SliceData {
+    fn of(slice: &EndpointSlice) -> SliceData {
+        SliceData {
+            address_type: slice.address_type.clone(),
+            ports: slice.ports.clone(),
+            endpoints: slice.endpoints.clone(),
+            labels: slice.metadata.labels.clone(),
+        }
+    }
+
+    fn same_as(&self, slice: &EndpointSlice) -> bool {
+        self.address_type == slice.address_type
+            && self.ports == slice.ports
+            && self.endpoints == slice.endpoints
+            && self.labels == slice.metadata.labels
+    }
+}
+
 #[derive(Clone, Debug)]
 struct StoredSlice {
     /// Shared, so that copies of the cache (simulation snapshots) are cheap.
@@ -104,6 +142,15 @@ impl SliceCache {
 
     /// Add or replace a slice. Returns whether the Service's endpoints may have changed.
     pub fn update(&mut self, slice: &EndpointSlice) -> SliceChange {
+        self.update_with(slice, None)
+    }
+
+    /// `update` with the slice already read by `prepare` (shared between nodes).
+    pub fn update_prepared(&mut self, slice: &EndpointSlice, prepared: &PreparedSlice) -> SliceChange {
+        self.update_with(slice, Some(prepared).filter(|p| p.read_node_hints == self.read_node_hints))
+    }
+
+    fn update_with(&mut self, slice: &EndpointSlice, prepared: Option<&PreparedSlice>) -> SliceChange {
         let ns = slice.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = slice.metadata.name.clone().unwrap_or_default();
         if let Some(reason) = self.ignore_reason(slice) {
@@ -126,25 +173,18 @@ impl SliceCache {
         if moved.is_none() {
             if let Some(stored) = entry.slices.get(&name) {
                 // Compared in place: the copy is made only when something changed.
-                let d = &stored.data;
-                if d.address_type == slice.address_type
-                    && d.ports == slice.ports
-                    && d.endpoints == slice.endpoints
-                    && d.labels == slice.metadata.labels
-                {
+                let same = prepared.is_some_and(|p| Arc::ptr_eq(&p.data, &stored.data)) || stored.data.same_as(slice);
+                if same {
                     return SliceChange::Unchanged;
                 }
             }
         }
-        let data = SliceData {
-            address_type: slice.address_type.clone(),
-            ports: slice.ports.clone(),
-            endpoints: slice.endpoints.clone(),
-            labels: slice.metadata.labels.clone(),
+        let stored = match prepared {
+            Some(p) => StoredSlice { data: p.data.clone(), parsed: p.parsed.clone() },
+            None => StoredSlice { data: Arc::new(SliceData::of(slice)), parsed: Arc::new(parse(slice, self.read_node_hints)) },
         };
-        let parsed = self.parse(slice);
         let entry = self.services.entry(key.clone()).or_default();
-        entry.slices.insert(name.clone(), StoredSlice { data: Arc::new(data), parsed: Arc::new(parsed) });
+        entry.slices.insert(name.clone(), stored);
         entry.merged = None;
         self.owners.insert((ns, name), key.clone());
         SliceChange::Changed(key)
@@ -179,56 +219,25 @@ impl SliceCache {
         self.services.get(key).map(|s| s.slices.keys().cloned().collect()).unwrap_or_default()
     }
 
-    fn parse(&self, slice: &EndpointSlice) -> ParsedPorts {
-        let mut out = Vec::new();
-        for port in slice.ports.iter().flatten() {
-            // §3.1: a port with no name, or no (or a zero) number, is skipped.
-            let Some(port_name) = port.name.as_ref() else { continue };
-            let Some(number) = port.port.filter(|p| (1..=65535).contains(p)) else { continue };
-            let Ok(protocol) = Protocol::parse(port.protocol.as_deref()) else { continue };
-            let mut eps = Vec::with_capacity(slice.endpoints.as_ref().map_or(0, Vec::len));
-            for ep in slice.endpoints.iter().flatten() {
-                // §3.3: no addresses → skipped; only addresses[0], canonical.
-                let Some(first) = ep.addresses.first() else { continue };
-                let Some(addr) = parse_ip_sloppy(first) else { continue };
-                let mut e = Endpoint::from_addr(addr, number as u16);
-                e.is_local = ep.node_name.as_deref() == Some(self.node_name.as_str());
-                let cond = ep.conditions.as_ref();
-                e.ready = cond.and_then(|c| c.ready).unwrap_or(true);
-                e.serving = cond.and_then(|c| c.serving).unwrap_or(true);
-                e.terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
-                if let Some(h) = ep.hints.as_ref() {
-                    if let Some(z) = h.for_zones.as_ref() {
-                        let mut v: Vec<String> = z.iter().map(|z| z.name.clone()).collect();
-                        v.sort();
-                        v.dedup();
-                        e.zone_hints = v;
-                    }
-                    if self.read_node_hints {
-                        if let Some(n) = h.for_nodes.as_ref() {
-                            let mut v: Vec<String> = n.iter().map(|n| n.name.clone()).collect();
-                            v.sort();
-                            v.dedup();
-                            e.node_hints = v;
-                        }
-                    }
-                }
-                e.node_name = ep.node_name.clone();
-                e.zone = ep.zone.clone();
-                eps.push(Arc::new(e));
-            }
-            out.push(((port_name.clone(), protocol), eps));
-        }
-        out
-    }
-
     /// The merged endpoints of a Service (§3.2–§3.6), computed once per change.
     pub fn service_endpoints(&mut self, key: &ServiceKey) -> Arc<ServiceEndpoints> {
         let Some(s) = self.services.get_mut(key) else { return Arc::new(BTreeMap::new()) };
         if let Some(m) = &s.merged {
             return m.clone();
         }
-        let merged = Arc::new(merge(s.slices.values()));
+        let mut merged = merge(s.slices.values());
+        // This node's own endpoints (§3.3: nodeName equals the node's name).
+        let node = self.node_name.as_str();
+        for list in merged.values_mut() {
+            if list.iter().any(|e| e.node_name.as_deref() == Some(node)) {
+                for e in Arc::make_mut(list).iter_mut() {
+                    if e.node_name.as_deref() == Some(node) {
+                        Arc::make_mut(e).is_local = true;
+                    }
+                }
+            }
+        }
+        let merged = Arc::new(merged);
         s.merged = Some(merged.clone());
         merged
     }
@@ -266,6 +275,49 @@ impl SliceCache {
 
 /// §3.4–§3.6: merge slices (visited in slice-name order) per port; dedup by `ip:port`, a later duplicate
 /// replacing an earlier one only when it is not terminating; then sort by the endpoint string as text.
+/// A slice's endpoints per (port name, protocol), in slice order; `is_local` is left false.
+fn parse(slice: &EndpointSlice, read_node_hints: bool) -> ParsedPorts {
+    let mut out = Vec::new();
+    for port in slice.ports.iter().flatten() {
+        // §3.1: a port with no name, or no (or a zero) number, is skipped.
+        let Some(port_name) = port.name.as_ref() else { continue };
+        let Some(number) = port.port.filter(|p| (1..=65535).contains(p)) else { continue };
+        let Ok(protocol) = Protocol::parse(port.protocol.as_deref()) else { continue };
+        let mut eps = Vec::with_capacity(slice.endpoints.as_ref().map_or(0, Vec::len));
+        for ep in slice.endpoints.iter().flatten() {
+            // §3.3: no addresses → skipped; only addresses[0], canonical.
+            let Some(first) = ep.addresses.first() else { continue };
+            let Some(addr) = parse_ip_sloppy(first) else { continue };
+            let mut e = Endpoint::from_addr(addr, number as u16);
+            let cond = ep.conditions.as_ref();
+            e.ready = cond.and_then(|c| c.ready).unwrap_or(true);
+            e.serving = cond.and_then(|c| c.serving).unwrap_or(true);
+            e.terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
+            if let Some(h) = ep.hints.as_ref() {
+                if let Some(z) = h.for_zones.as_ref() {
+                    let mut v: Vec<String> = z.iter().map(|z| z.name.clone()).collect();
+                    v.sort();
+                    v.dedup();
+                    e.zone_hints = v;
+                }
+                if read_node_hints {
+                    if let Some(n) = h.for_nodes.as_ref() {
+                        let mut v: Vec<String> = n.iter().map(|n| n.name.clone()).collect();
+                        v.sort();
+                        v.dedup();
+                        e.node_hints = v;
+                    }
+                }
+            }
+            e.node_name = ep.node_name.clone();
+            e.zone = ep.zone.clone();
+            eps.push(Arc::new(e));
+        }
+        out.push(((port_name.clone(), protocol), eps));
+    }
+    out
+}
+
 fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints {
     type Bucket<'b> = (Vec<Arc<Endpoint>>, FxHashMap<&'b str, usize>);
     let mut buckets: BTreeMap<(String, Protocol), Bucket> = BTreeMap::new();
@@ -306,6 +358,29 @@ mod tests {
     }
 
     const BASE: &str = "metadata: {name: s1, namespace: ns, labels: {kubernetes.io/service-name: svc}}\naddressType: IPv4\n";
+
+    #[test]
+    fn one_reading_serves_every_node_and_each_marks_its_own_endpoints_local() {
+        let sl = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], nodeName: n1}}\n- {{addresses: [10.0.0.2], nodeName: n2}}"));
+        let prepared = prepare(&sl, true);
+        let key: ServiceKey = ("ns".into(), "svc".into());
+        for node in ["n1", "n2", "n3"] {
+            let mut shared = SliceCache::new(node, IpFamily::V4, true);
+            let mut own = SliceCache::new(node, IpFamily::V4, true);
+            assert!(matches!(shared.update_prepared(&sl, &prepared), SliceChange::Changed(_)));
+            assert!(matches!(own.update(&sl), SliceChange::Changed(_)));
+            let a = shared.service_endpoints(&key);
+            assert_eq!(a, own.service_endpoints(&key), "node {node}");
+            let local: Vec<&str> = a.values().flat_map(|l| l.iter()).filter(|e| e.is_local).map(|e| e.ip.as_str()).collect();
+            let want: Vec<&str> = match node { "n1" => vec!["10.0.0.1"], "n2" => vec!["10.0.0.2"], _ => vec![] };
+            assert_eq!(local, want, "node {node}");
+            // The same reading again is no change; a reading made for other gates is not used.
+            assert!(matches!(shared.update_prepared(&sl, &prepared), SliceChange::Unchanged));
+            let mut other = SliceCache::new(node, IpFamily::V4, false);
+            other.update_prepared(&sl, &prepared);
+            assert_eq!(other.service_endpoints(&key), own.service_endpoints(&key));
+        }
+    }
 
     #[test]
     fn terminating_duplicate_never_beats_a_live_one() {

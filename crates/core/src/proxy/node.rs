@@ -215,6 +215,21 @@ impl KubeProxy {
         change
     }
 
+    /// `on_slice` with the slice already read by `cache::prepare` (one reading for every node).
+    pub fn on_slice_prepared(&mut self, slice: &EndpointSlice, prepared: &crate::proxy::cache::PreparedSlice) -> SliceChange {
+        let change = self.cache.update_prepared(slice, prepared);
+        if let SliceChange::Changed(key) = &change {
+            self.dirty.insert(key.clone());
+            self.runner.request();
+        }
+        change
+    }
+
+    /// Whether this proxy keeps node hints (the PreferSameTrafficDistribution gate).
+    pub fn reads_node_hints(&self) -> bool {
+        self.config.gates.prefer_same_traffic_distribution
+    }
+
     pub fn on_slice_deleted(&mut self, slice: &EndpointSlice) {
         if let Some(key) = self.cache.delete(slice) {
             self.dirty.insert(key);

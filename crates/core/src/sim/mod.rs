@@ -315,6 +315,8 @@ pub struct Sim {
     pub traffic: traffic::Traffic,
     pub(crate) traffic_rng: Rng,
     pub seed: u64,
+    /// The last slice event read for the kube-proxies (one reading serves every node).
+    pub(crate) prepared: traffic::Prepared,
 }
 
 impl Sim {
@@ -381,6 +383,7 @@ impl Sim {
             traffic: traffic::Traffic::new(sc.traffic.clone()),
             traffic_rng: Rng::new(sc.seed ^ 0x7472_6166_6669_6321),
             seed: sc.seed,
+            prepared: None,
             config,
         };
         world::build(&mut sim, sc)?;
@@ -558,7 +561,7 @@ impl Sim {
                     return;
                 }
                 p.informer.apply(&ev);
-                traffic::feed(&mut p.kube_proxies, &ev);
+                traffic::feed(&mut p.kube_proxies, &ev, &mut self.prepared);
                 self.proxy_changed(&node);
             }
         }

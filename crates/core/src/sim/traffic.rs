@@ -456,8 +456,12 @@ pub(crate) fn check(sim: &Sim) -> Result<(), String> {
     Ok(())
 }
 
-/// Feed a watch event to a node's kube-proxies.
-pub(crate) fn feed(kps: &mut [crate::proxy::node::KubeProxy], ev: &super::api::WatchEvent) {
+/// A slice event read once for every node it reaches: (the event's object, its reading).
+pub(crate) type Prepared = Option<(Arc<Obj>, crate::proxy::cache::PreparedSlice)>;
+
+/// Feed a watch event to a node's kube-proxies. `memo` keeps the reading of the last slice event, so
+/// the same event delivered to many nodes is read once.
+pub(crate) fn feed(kps: &mut [crate::proxy::node::KubeProxy], ev: &super::api::WatchEvent, memo: &mut Prepared) {
     let deleted = ev.type_ == super::api::WatchType::Deleted;
     match &*ev.obj {
         Obj::Service(s) => {
@@ -473,8 +477,15 @@ pub(crate) fn feed(kps: &mut [crate::proxy::node::KubeProxy], ev: &super::api::W
             for kp in kps {
                 if deleted {
                     kp.on_slice_deleted(s);
-                } else {
-                    kp.on_slice(s);
+                    continue;
+                }
+                let hints = kp.reads_node_hints();
+                let fresh = memo.as_ref().is_some_and(|(o, p)| Arc::ptr_eq(o, &ev.obj) && p.reads_node_hints() == hints);
+                if !fresh {
+                    *memo = Some((ev.obj.clone(), crate::proxy::cache::prepare(s, hints)));
+                }
+                if let Some((_, p)) = memo.as_ref() {
+                    kp.on_slice_prepared(s, p);
                 }
             }
         }
