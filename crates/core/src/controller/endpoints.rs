@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods;
@@ -60,10 +60,10 @@ fn uid(a: &EndpointAddress) -> &str {
     a.target_ref.as_ref().and_then(|r| r.uid.as_deref()).unwrap_or("")
 }
 
-type PortKey = (String, i32, String, Option<String>);
+type PortKey<'a> = (&'a str, i32, &'a str, Option<&'a str>);
 
-fn port_key(p: &EndpointPort) -> PortKey {
-    (p.name.clone().unwrap_or_default(), p.port, p.protocol.clone().unwrap_or_default(), p.app_protocol.clone())
+fn port_key(p: &EndpointPort) -> PortKey<'_> {
+    (p.name.as_deref().unwrap_or(""), p.port, p.protocol.as_deref().unwrap_or(""), p.app_protocol.as_deref())
 }
 
 /// `RepackSubsets`: each address (by IP and pod UID) is mapped to the ports it serves, ready winning
@@ -71,103 +71,98 @@ fn port_key(p: &EndpointPort) -> PortKey {
 /// sorted by IP then UID, ports by name, number and protocol, subsets by their first address. (The
 /// real code orders ports and subsets by a hash; any order is the same object to every client.)
 pub fn repack_subsets(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
-    // port (None = the port-less sentinel) → address key → (address, ready)
-    let mut by_port: BTreeMap<Option<PortKey>, (Option<EndpointPort>, BTreeMap<(String, String), (EndpointAddress, bool)>)> =
-        BTreeMap::new();
-    for s in subsets {
+    const NO_PORT: [Option<&EndpointPort>; 1] = [None];
+    repack(subsets.iter().flat_map(|s| {
         let ports: Vec<Option<&EndpointPort>> = match s.ports.as_deref() {
             Some(p) if !p.is_empty() => p.iter().map(Some).collect(),
-            _ => vec![None],
+            _ => NO_PORT.to_vec(),
         };
-        for port in ports {
-            let entry = by_port.entry(port.map(port_key)).or_insert_with(|| (port.cloned(), BTreeMap::new()));
-            let ready = s.addresses.iter().flatten().map(|a| (a, true));
-            let not_ready = s.not_ready_addresses.iter().flatten().map(|a| (a, false));
-            for (a, r) in ready.chain(not_ready) {
-                let key = (a.ip.clone(), uid(a).to_string());
-                match entry.1.get_mut(&key) {
-                    Some(slot) => slot.1 |= r,
-                    None => {
-                        entry.1.insert(key, (a.clone(), r));
-                    }
-                }
-            }
-        }
+        ports.into_iter().flat_map(move |port| {
+            let ready = s.addresses.iter().flatten().map(move |a| (port, a, true));
+            let not_ready = s.not_ready_addresses.iter().flatten().map(move |a| (port, a, false));
+            ready.chain(not_ready)
+        })
+    }))
+}
+
+/// The repacking itself, over (port or the port-less sentinel, address, ready) in input order. Works
+/// on borrowed keys; each address and port is copied once, into the result.
+fn repack<'a>(entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a EndpointAddress, bool)>) -> Vec<EndpointSubset> {
+    type Addrs<'a> = BTreeMap<(&'a str, &'a str), (&'a EndpointAddress, bool)>;
+    // port (None = the port-less sentinel) → address key → (address, ready)
+    let mut by_port: BTreeMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a>)> = BTreeMap::new();
+    for (port, a, r) in entries {
+        let entry = by_port.entry(port.map(port_key)).or_insert_with(|| (port, BTreeMap::new()));
+        entry.1.entry((a.ip.as_str(), uid(a))).and_modify(|slot| slot.1 |= r).or_insert((a, r));
     }
     // Group ports by their exact (address, ready) set.
-    let mut groups: BTreeMap<Vec<((String, String), bool)>, (Vec<EndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>)> =
-        BTreeMap::new();
+    type Group<'a> = (Vec<&'a EndpointPort>, Vec<&'a EndpointAddress>, Vec<&'a EndpointAddress>);
+    let mut groups: BTreeMap<Vec<((&'a str, &'a str), bool)>, Group<'a>> = BTreeMap::new();
     for (_, (port, addrs)) in by_port {
-        let sig: Vec<((String, String), bool)> = addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
+        let sig: Vec<((&str, &str), bool)> = addrs.iter().map(|(k, (_, r))| (*k, *r)).collect();
         let g = groups.entry(sig).or_insert_with(|| {
-            let ready = addrs.values().filter(|(_, r)| *r).map(|(a, _)| a.clone()).collect();
-            let not_ready = addrs.values().filter(|(_, r)| !*r).map(|(a, _)| a.clone()).collect();
+            let ready = addrs.values().filter(|(_, r)| *r).map(|(a, _)| *a).collect();
+            let not_ready = addrs.values().filter(|(_, r)| !*r).map(|(a, _)| *a).collect();
             (Vec::new(), ready, not_ready)
         });
         if let Some(p) = port {
             g.0.push(p);
         }
     }
-    let mut out: Vec<EndpointSubset> = groups
-        .into_values()
-        .map(|(mut ports, ready, not_ready)| {
-            ports.sort_by_key(port_key);
-            EndpointSubset {
-                addresses: (!ready.is_empty()).then_some(ready),
-                not_ready_addresses: (!not_ready.is_empty()).then_some(not_ready),
-                ports: (!ports.is_empty()).then_some(ports),
-            }
+    let first = |g: &Group<'a>| g.1.iter().chain(g.2.iter()).next().map(|a| (a.ip.as_str(), uid(a)));
+    let mut grouped: Vec<Group<'a>> = groups.into_values().collect();
+    for g in grouped.iter_mut() {
+        g.0.sort_by(|a, b| port_key(a).cmp(&port_key(b)));
+    }
+    grouped.sort_by(|a, b| {
+        first(a).cmp(&first(b)).then_with(|| a.0.iter().map(|p| port_key(p)).cmp(b.0.iter().map(|p| port_key(p))))
+    });
+    let owned = |v: Vec<&EndpointAddress>| (!v.is_empty()).then(|| v.into_iter().cloned().collect());
+    grouped
+        .into_iter()
+        .map(|(ports, ready, not_ready)| EndpointSubset {
+            addresses: owned(ready),
+            not_ready_addresses: owned(not_ready),
+            ports: (!ports.is_empty()).then(|| ports.into_iter().cloned().collect()),
         })
-        .collect();
-    let first = |s: &EndpointSubset| {
-        s.addresses
-            .iter()
-            .flatten()
-            .chain(s.not_ready_addresses.iter().flatten())
-            .next()
-            .map(|a| (a.ip.clone(), uid(a).to_string()))
-    };
-    out.sort_by(|a, b| first(a).cmp(&first(b)).then_with(|| {
-        let pk = |s: &EndpointSubset| s.ports.iter().flatten().map(port_key).collect::<Vec<_>>();
-        pk(a).cmp(&pk(b))
-    }));
-    out
+        .collect()
 }
 
 /// The desired subsets for a Service and its matching pods (before truncation).
 pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<EndpointSubset> {
     let publish = pods::publish_not_ready(svc);
-    let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
-    let mut subsets = Vec::new();
+    let ports: &[ServicePort] = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+    // (address, ready, the ports it serves: None is the port-less sentinel of a headless Service)
+    let mut per_pod: Vec<(EndpointAddress, bool, Vec<Option<EndpointPort>>)> = Vec::new();
     for pod in pods_in {
         let pod = pod.borrow();
         if !pods::should_be_in_endpoints(pod, publish) {
             continue;
         }
-        let Some(addr) = pod_address(svc, pod) else { continue };
-        let ready = publish || pods::is_ready(pod);
-        let mut add = |port: Option<EndpointPort>| {
-            let (a, n) = if ready { (Some(vec![addr.clone()]), None) } else { (None, Some(vec![addr.clone()])) };
-            subsets.push(EndpointSubset { addresses: a, not_ready_addresses: n, ports: port.map(|p| vec![p]) });
-        };
-        if ports.is_empty() {
-            if pods::is_headless(svc) {
-                add(None);
-            }
+        if ports.is_empty() && !pods::is_headless(svc) {
             continue;
         }
-        for sp in &ports {
-            if let Some(n) = pods::find_port(pod, sp) {
-                add(Some(EndpointPort {
-                    name: sp.name.clone(),
-                    port: n,
-                    protocol: Some(pods::service_port_protocol(sp).to_string()),
-                    app_protocol: sp.app_protocol.clone(),
-                }));
-            }
-        }
+        let Some(addr) = pod_address(svc, pod) else { continue };
+        let ready = publish || pods::is_ready(pod);
+        let served: Vec<Option<EndpointPort>> = if ports.is_empty() {
+            vec![None]
+        } else {
+            ports
+                .iter()
+                .filter_map(|sp| {
+                    let n = pods::find_port(pod, sp)?;
+                    Some(Some(EndpointPort {
+                        name: sp.name.clone(),
+                        port: n,
+                        protocol: Some(pods::service_port_protocol(sp).to_string()),
+                        app_protocol: sp.app_protocol.clone(),
+                    }))
+                })
+                .collect()
+        };
+        per_pod.push((addr, ready, served));
     }
-    repack_subsets(&subsets)
+    repack(per_pod.iter().flat_map(|(addr, ready, served)| served.iter().map(move |p| (p.as_ref(), addr, *ready))))
 }
 
 fn count(subsets: &[EndpointSubset]) -> (usize, usize) {
@@ -215,16 +210,38 @@ fn capacity_annotation_correct(ann: Option<&BTreeMap<String, String>>, subsets: 
     r + n <= MAX_CAPACITY && !ann.is_some_and(|a| a.contains_key(ANNOTATION_OVER_CAPACITY))
 }
 
-fn strip_resource_versions(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
-    let mut v = subsets.to_vec();
-    for s in v.iter_mut() {
-        for a in s.addresses.iter_mut().flatten().chain(s.not_ready_addresses.iter_mut().flatten()) {
-            if let Some(r) = a.target_ref.as_mut() {
-                r.resource_version = None;
+/// Whether two lists of subsets are equal when the pods' resourceVersions in `targetRef` are ignored
+/// (the comparison `syncService` makes before it writes).
+fn same_ignoring_resource_versions(a: &[EndpointSubset], b: &[EndpointSubset]) -> bool {
+    fn same_ref(a: &ObjectReference, b: &ObjectReference) -> bool {
+        a.kind == b.kind
+            && a.namespace == b.namespace
+            && a.name == b.name
+            && a.uid == b.uid
+            && a.api_version == b.api_version
+            && a.field_path == b.field_path
+    }
+    fn same_addr(a: &EndpointAddress, b: &EndpointAddress) -> bool {
+        a.ip == b.ip
+            && a.hostname == b.hostname
+            && a.node_name == b.node_name
+            && match (&a.target_ref, &b.target_ref) {
+                (Some(x), Some(y)) => same_ref(x, y),
+                (None, None) => true,
+                _ => false,
             }
+    }
+    fn same_list(a: &Option<Vec<EndpointAddress>>, b: &Option<Vec<EndpointAddress>>) -> bool {
+        match (a, b) {
+            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_addr(p, q)),
+            (None, None) => true,
+            _ => false,
         }
     }
-    v
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.ports == y.ports && same_list(&x.addresses, &y.addresses) && same_list(&x.not_ready_addresses, &y.not_ready_addresses)
+        })
 }
 
 /// `syncService` of the Endpoints controller: what to write for this Service, given its matching pods
@@ -243,10 +260,10 @@ pub fn sync<P: Borrow<Pod>>(service: Option<&Service>, pods_in: &[P], current: O
         let mut compare_labels = cur.metadata.labels.clone().unwrap_or_default();
         compare_labels.remove(LABEL_HEADLESS);
         let svc_labels = svc.metadata.labels.clone().unwrap_or_default();
-        let cur_subsets = cur.subsets.clone().unwrap_or_default();
-        if strip_resource_versions(&cur_subsets) == strip_resource_versions(&subsets)
+        let cur_subsets = cur.subsets.as_deref().unwrap_or(&[]);
+        if same_ignoring_resource_versions(cur_subsets, &subsets)
             && compare_labels == svc_labels
-            && capacity_annotation_correct(cur.metadata.annotations.as_ref(), &cur_subsets)
+            && capacity_annotation_correct(cur.metadata.annotations.as_ref(), cur_subsets)
         {
             return EndpointsWrite::None;
         }

@@ -100,6 +100,39 @@ struct ServiceSlices {
     merged: Option<Arc<ServiceEndpoints>>,
 }
 
+/// The slices one merge was made from: names and readings, in name order.
+type MergeInputs = Vec<(String, Arc<ParsedPorts>)>;
+
+/// Merges shared between the caches of many nodes. The merge of a Service's slices does not depend
+/// on the node (only the `is_local` marks do, and they are set afterwards), so nodes holding the very
+/// same readings of the same slices share one merge. A pure cache: the answer is the same with or
+/// without it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedMerges(Arc<std::sync::Mutex<FxHashMap<ServiceKey, Vec<(MergeInputs, Arc<ServiceEndpoints>)>>>>);
+
+impl SharedMerges {
+    /// How many different slice sets are kept per Service (nodes behind the others hold older ones).
+    const KEEP: usize = 4;
+
+    fn merge(&self, key: &ServiceKey, slices: &BTreeMap<String, StoredSlice>) -> Arc<ServiceEndpoints> {
+        let same = |inputs: &MergeInputs| {
+            inputs.len() == slices.len()
+                && inputs.iter().zip(slices).all(|((n, p), (name, s))| Arc::ptr_eq(p, &s.parsed) && n == name)
+        };
+        let Ok(mut memo) = self.0.lock() else { return Arc::new(merge(slices.values())) };
+        let kept = memo.entry(key.clone()).or_default();
+        if let Some(i) = kept.iter().position(|(inputs, _)| same(inputs)) {
+            return kept[i].1.clone();
+        }
+        let merged = Arc::new(merge(slices.values()));
+        if kept.len() >= Self::KEEP {
+            kept.remove(0);
+        }
+        kept.push((slices.iter().map(|(n, s)| (n.clone(), s.parsed.clone())).collect(), merged.clone()));
+        merged
+    }
+}
+
 /// The slice cache of one kube-proxy instance.
 #[derive(Clone, Debug)]
 pub struct SliceCache {
@@ -109,13 +142,27 @@ pub struct SliceCache {
     services: BTreeMap<ServiceKey, ServiceSlices>,
     /// (namespace, slice name) → the Service it was filed under.
     owners: FxHashMap<(String, String), ServiceKey>,
+    /// Merges shared with other nodes' caches, when the owner set one up.
+    shared: Option<SharedMerges>,
 }
 
 impl SliceCache {
     /// A cache for the proxy on `node_name`, handling `family`; node hints are kept only when
     /// `read_node_hints` (the PreferSameTrafficDistribution gate) is on.
     pub fn new(node_name: &str, family: IpFamily, read_node_hints: bool) -> Self {
-        SliceCache { node_name: node_name.into(), family, read_node_hints, services: BTreeMap::new(), owners: FxHashMap::default() }
+        SliceCache {
+            node_name: node_name.into(),
+            family,
+            read_node_hints,
+            services: BTreeMap::new(),
+            owners: FxHashMap::default(),
+            shared: None,
+        }
+    }
+
+    /// Share merges with the caches of other nodes (see `SharedMerges`).
+    pub fn share_merges(&mut self, shared: SharedMerges) {
+        self.shared = Some(shared);
     }
 
     pub fn node_name(&self) -> &str {
@@ -225,19 +272,24 @@ impl SliceCache {
         if let Some(m) = &s.merged {
             return m.clone();
         }
-        let mut merged = merge(s.slices.values());
-        // This node's own endpoints (§3.3: nodeName equals the node's name).
+        let mut merged = match &self.shared {
+            Some(shared) => shared.merge(key, &s.slices),
+            None => Arc::new(merge(s.slices.values())),
+        };
+        // This node's own endpoints (§3.3: nodeName equals the node's name), marked on this node's copy.
         let node = self.node_name.as_str();
-        for list in merged.values_mut() {
-            if list.iter().any(|e| e.node_name.as_deref() == Some(node)) {
-                for e in Arc::make_mut(list).iter_mut() {
-                    if e.node_name.as_deref() == Some(node) {
-                        Arc::make_mut(e).is_local = true;
+        let is_mine = |e: &Arc<Endpoint>| e.node_name.as_deref() == Some(node);
+        if merged.values().any(|l| l.iter().any(is_mine)) {
+            for list in Arc::make_mut(&mut merged).values_mut() {
+                if list.iter().any(is_mine) {
+                    for e in Arc::make_mut(list).iter_mut() {
+                        if is_mine(e) {
+                            Arc::make_mut(e).is_local = true;
+                        }
                     }
                 }
             }
         }
-        let merged = Arc::new(merged);
         s.merged = Some(merged.clone());
         merged
     }
@@ -379,6 +431,45 @@ mod tests {
             let mut other = SliceCache::new(node, IpFamily::V4, false);
             other.update_prepared(&sl, &prepared);
             assert_eq!(other.service_endpoints(&key), own.service_endpoints(&key));
+        }
+    }
+
+    #[test]
+    fn nodes_sharing_merges_get_the_same_endpoints_and_their_own_local_marks() {
+        let s1 = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], nodeName: n1}}\n- {{addresses: [10.0.0.2], nodeName: n2}}"));
+        let s2 = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.3], nodeName: n1}}").replace("name: s1", "name: s2"));
+        let key: ServiceKey = ("ns".into(), "svc".into());
+        let shared = SharedMerges::default();
+        let (p1, p2) = (prepare(&s1, true), prepare(&s2, true));
+        let mut caches: Vec<SliceCache> = ["n1", "n2", "n3"].iter().map(|n| SliceCache::new(n, IpFamily::V4, true)).collect();
+        for c in caches.iter_mut() {
+            c.share_merges(shared.clone());
+            c.update_prepared(&s1, &p1);
+        }
+        let lists: Vec<Arc<ServiceEndpoints>> = caches.iter_mut().map(|c| c.service_endpoints(&key)).collect();
+        for (c, got) in caches.iter().zip(&lists) {
+            let mut alone = SliceCache::new(c.node_name(), IpFamily::V4, true);
+            alone.update(&s1);
+            assert_eq!(**got, *alone.service_endpoints(&key), "node {}", c.node_name());
+        }
+        let local = |m: &ServiceEndpoints| -> Vec<String> { m.values().flat_map(|l| l.iter()).filter(|e| e.is_local).map(|e| e.ip.clone()).collect() };
+        assert_eq!(local(&lists[0]), ["10.0.0.1"]);
+        assert_eq!(local(&lists[1]), ["10.0.0.2"]);
+        assert!(local(&lists[2]).is_empty());
+        // A node that is behind (it has not seen the new slice content) keeps its own, older merge.
+        let s1b = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.9], nodeName: n3}}"));
+        let p1b = prepare(&s1b, true);
+        caches[2].update_prepared(&s1b, &p1b);
+        let ahead = caches[2].service_endpoints(&key);
+        assert_eq!(local(&ahead), ["10.0.0.9"]);
+        assert_eq!(caches[0].service_endpoints(&key), lists[0]);
+        // A second slice reaches everyone: merges still match the unshared result.
+        for c in caches.iter_mut() {
+            c.update_prepared(&s2, &p2);
+            let mut alone = SliceCache::new(c.node_name(), IpFamily::V4, true);
+            alone.update(if c.node_name() == "n3" { &s1b } else { &s1 });
+            alone.update(&s2);
+            assert_eq!(c.service_endpoints(&key), alone.service_endpoints(&key), "node {}", c.node_name());
         }
     }
 

@@ -124,7 +124,7 @@ impl Outcome {
 
 #[derive(Clone, Debug)]
 struct Programmed {
-    state: PortState,
+    state: Arc<PortState>,
     key: Arc<str>,
 }
 
@@ -213,6 +213,11 @@ impl KubeProxy {
             self.runner.request();
         }
         change
+    }
+
+    /// Share Service merges with other nodes' kube-proxies (a pure cache; see `cache::SharedMerges`).
+    pub fn share_merges(&mut self, shared: crate::proxy::cache::SharedMerges) {
+        self.cache.share_merges(shared);
     }
 
     /// `on_slice` with the slice already read by `cache::prepare` (one reading for every node).
@@ -317,7 +322,7 @@ impl KubeProxy {
             let list = eps.get(&(info.name.port.clone(), info.protocol)).cloned().unwrap_or_default();
             let cat = categorize(&list, &info, &self.config.node_name, self.config.node_zone.as_deref(), &self.config.gates);
             let key: Arc<str> = Arc::from(info.name.to_string().as_str());
-            fresh.insert(info.name.clone(), Programmed { state: PortState { info, endpoints: list, cat }, key });
+            fresh.insert(info.name.clone(), Programmed { state: Arc::new(PortState { info, endpoints: list, cat }), key });
         }
         let mut cleared = 0;
         for spn in &old {
@@ -370,11 +375,11 @@ impl KubeProxy {
 
     /// The programmed service ports, in SPN order.
     pub fn ports(&self) -> impl Iterator<Item = &PortState> {
-        self.ports.values().map(|p| &p.state)
+        self.ports.values().map(|p| &*p.state)
     }
 
     pub fn port(&self, spn: &ServicePortName) -> Option<&PortState> {
-        self.ports.get(spn).map(|p| &p.state)
+        self.ports.get(spn).map(|p| &*p.state)
     }
 
     /// Which programmed service port a destination reaches, and how.

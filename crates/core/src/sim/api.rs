@@ -78,6 +78,29 @@ impl Obj {
         };
         r.unwrap_or(serde_json::Value::Null)
     }
+
+    /// The length of the object's JSON, counted while serializing (no tree, no buffer).
+    pub fn json_len(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut c = Count(0);
+        let r = match self {
+            Obj::Node(o) => serde_json::to_writer(&mut c, o),
+            Obj::Pod(o) => serde_json::to_writer(&mut c, o),
+            Obj::Service(o) => serde_json::to_writer(&mut c, o),
+            Obj::EndpointSlice(o) => serde_json::to_writer(&mut c, o),
+            Obj::Endpoints(o) => serde_json::to_writer(&mut c, o),
+        };
+        r.map(|_| c.0).unwrap_or(0)
+    }
 }
 
 pub fn key_of(m: &ObjectMeta) -> String {
@@ -290,7 +313,7 @@ impl ApiServer {
         if !matches!(ev.obj.kind(), Kind::EndpointSlice | Kind::Endpoints) {
             return;
         }
-        let bytes = serde_json::to_vec(&ev.obj.to_json()).map(|v| v.len() as u64).unwrap_or(0);
+        let bytes = ev.obj.json_len() as u64;
         *self.watch_bytes.entry(format!("{:?}", ev.obj.kind())).or_insert(0) += bytes * watchers;
     }
 }

@@ -89,8 +89,9 @@ pub(crate) enum Ev {
     ControllerWrites(String, Vec<ApiCall>, usize),
     ProxySync(String),
     TrafficTick,
-    /// A write by a controller other than the EndpointSlice one: (verb, object, actor, cause).
-    Write(&'static str, Obj, &'static str, String),
+    /// A write by a controller other than the EndpointSlice one: (verb, object, actor, cause). The
+    /// object is boxed: an `Obj` is kilobytes inline, and every pending event would pay for it.
+    Write(&'static str, Box<Obj>, &'static str, String),
 }
 
 impl Ev {
@@ -317,6 +318,8 @@ pub struct Sim {
     pub seed: u64,
     /// The last slice event read for the kube-proxies (one reading serves every node).
     pub(crate) prepared: traffic::Prepared,
+    /// Service merges shared by every node's kube-proxy (a pure cache).
+    merges: crate::proxy::cache::SharedMerges,
 }
 
 impl Sim {
@@ -384,6 +387,7 @@ impl Sim {
             traffic_rng: Rng::new(sc.seed ^ 0x7472_6166_6669_6321),
             seed: sc.seed,
             prepared: None,
+            merges: Default::default(),
             config,
         };
         world::build(&mut sim, sc)?;
@@ -496,7 +500,7 @@ impl Sim {
             Ev::ProxySync(n) => self.proxy_sync(&n),
             Ev::TrafficTick => traffic::tick(self),
             Ev::Write(verb, obj, actor, cause) => {
-                self.write(verb, obj, actor, &cause);
+                self.write(verb, *obj, actor, &cause);
             }
         }
     }
@@ -602,7 +606,9 @@ impl Sim {
                     c.net.node_ips = vec![world::node_ip(p.index)];
                 }
                 c.net.local_detector = crate::proxy::Cidr::parse(&world::pod_cidr(p.index, v6)).ok();
-                KubeProxy::new(c, seed ^ v6 as u64)
+                let mut kp = KubeProxy::new(c, seed ^ v6 as u64);
+                kp.share_merges(self.merges.clone());
+                kp
             })
             .collect()
     }
@@ -811,7 +817,7 @@ impl Sim {
                 let n: usize = obj.subsets.iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len)).sum();
                 let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
                 let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
-                self.schedule(at, Ev::Write(verb, Obj::Endpoints(obj), "endpoints-controller", cause));
+                self.schedule(at, Ev::Write(verb, Box::new(Obj::Endpoints(obj)), "endpoints-controller", cause));
             }
             None => {
                 let Some(ep) = current else { return };
@@ -834,7 +840,7 @@ impl Sim {
                         crate::controller::reconciler::Verb::Update => "update",
                         crate::controller::reconciler::Verb::Delete => "delete",
                     };
-                    self.schedule(at, Ev::Write(verb, Obj::EndpointSlice(c.slice), "endpointslicemirroring-controller", c.cause.describe()));
+                    self.schedule(at, Ev::Write(verb, Box::new(Obj::EndpointSlice(c.slice)), "endpointslicemirroring-controller", c.cause.describe()));
                 }
             }
         }

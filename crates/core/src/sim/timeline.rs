@@ -143,7 +143,7 @@ impl Timeline {
                     // Every map entry costs its key and pointer; each object once.
                     bytes += 64;
                     if seen.insert(std::sync::Arc::as_ptr(o) as usize) {
-                        bytes += serde_json::to_vec(&o.to_json()).map(|v| v.len()).unwrap_or(0);
+                        bytes += o.json_len();
                     }
                 }
             }

@@ -36,8 +36,6 @@ pub(crate) struct PodRt {
     pub dead: bool,
     pub node: Option<String>,
     pub ips: Vec<String>,
-    /// Filled in by `live_pods` from the Pod's Ready condition.
-    pub ready: bool,
     /// Its readiness probe is in a run of failures (see `flap`).
     pub flapping: bool,
 }
@@ -53,7 +51,8 @@ pub(crate) struct NodeRt {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct World {
     pub workloads: BTreeMap<String, WorkloadRt>,
-    pub pods: BTreeMap<String, PodRt>,
+    /// Shared with snapshots until a Pod's runtime state changes.
+    pub pods: BTreeMap<String, std::sync::Arc<PodRt>>,
     pub nodes: BTreeMap<String, NodeRt>,
     pub dual_stack: bool,
     next_node_index: u32,
@@ -77,7 +76,7 @@ impl World {
     }
 
     pub(crate) fn forget_pod(&mut self, key: &str) -> Option<PodRt> {
-        let rt = self.pods.remove(key)?;
+        let rt = std::sync::Arc::unwrap_or_clone(self.pods.remove(key)?);
         if let Some(n) = &rt.node {
             if let Some(c) = self.bound.get_mut(&(rt.workload.clone(), n.clone())) {
                 *c = c.saturating_sub(1);
@@ -350,9 +349,17 @@ fn set_ready(p: &mut Pod, ready: bool) {
     }
 }
 
-/// The workload's live pods (not terminating, not failed), oldest first: (key, runtime state).
-fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, PodRt)> {
-    let mut v: Vec<(String, PodRt)> = sim
+/// What a workload sync needs to know of one of its live Pods.
+struct Live {
+    version: u32,
+    created_seq: u64,
+    running: bool,
+    ready: bool,
+}
+
+/// The workload's live pods (not terminating, not failed), oldest first: (key, what the sync needs).
+fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, Live)> {
+    let mut v: Vec<(String, Live)> = sim
         .world
         .pods
         .iter()
@@ -362,9 +369,8 @@ fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, PodRt)> {
             if podutil::is_terminating(p) || podutil::is_terminal(p) {
                 return None;
             }
-            let mut rt = rt.clone();
-            rt.ready = pod_ready(p);
-            Some((k.clone(), rt))
+            let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
+            Some((k.clone(), live))
         })
         .collect();
     v.sort_by_key(|(_, rt)| rt.created_seq);
@@ -395,7 +401,7 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
             }
         } else if live.len() > desired {
             // Scale down: pods not yet running first, then not ready, then the newest.
-            let mut victims: Vec<&(String, PodRt)> = live.iter().collect();
+            let mut victims: Vec<&(String, Live)> = live.iter().collect();
             victims.sort_by_key(|(_, rt)| (rt.running, rt.ready, std::cmp::Reverse(rt.created_seq)));
             let keys: Vec<String> = victims.iter().take(live.len() - desired).map(|(k, _)| k.clone()).collect();
             for k in keys {
@@ -418,7 +424,7 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
     let ready = live.iter().filter(|(_, p)| p.ready).count();
     let min_available = desired.saturating_sub(unavailable);
     let mut removable = ready.saturating_sub(min_available);
-    let mut victims: Vec<&(String, PodRt)> = old.clone();
+    let mut victims: Vec<&(String, Live)> = old.clone();
     victims.sort_by_key(|(_, rt)| (rt.ready, rt.created_seq));
     let excess_total = (live.len() + can_create).saturating_sub(desired);
     let mut keys = Vec::new();
@@ -446,7 +452,7 @@ fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
     let seq = sim.world.pod_seq;
     sim.world.pods.insert(
         key.clone(),
-        PodRt {
+        std::sync::Arc::new(PodRt {
             workload: wl.into(),
             version,
             created_seq: seq,
@@ -455,9 +461,8 @@ fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
             dead: false,
             node: None,
             ips: Vec::new(),
-            ready: false,
             flapping: false,
-        },
+        }),
     );
     if sim.write("create", Obj::Pod(pod), "workload", cause).is_some() {
         let at = sim.now + sim.config.schedule_delay_ms;
@@ -537,7 +542,7 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
     if let Some(spec) = p.spec.as_mut() {
         spec.node_name = Some(node.clone());
     }
-    if let Some(rt) = sim.world.pods.get_mut(key) {
+    if let Some(rt) = sim.world.pods.get_mut(key).map(std::sync::Arc::make_mut) {
         rt.node = Some(node.clone());
     }
     *sim.world.bound.entry((wl.clone(), node.clone())).or_insert(0) += 1;
@@ -594,7 +599,7 @@ pub(crate) fn pod_started(sim: &mut Sim, key: &str) {
     status.start_time = timestamp(sim.now);
     set_ready(&mut p, false);
     sim.write("update", Obj::Pod(p), "kubelet", &format!("containers started on {node}"));
-    let Some(rt) = sim.world.pods.get_mut(key) else { return };
+    let Some(rt) = sim.world.pods.get_mut(key).map(std::sync::Arc::make_mut) else { return };
     rt.running = true;
     rt.ips = ips;
     let wl = rt.workload.clone();
@@ -640,7 +645,7 @@ pub(crate) fn probe(sim: &mut Sim, key: &str) {
 /// simulation jumps to the end of each run of equal results: a run of passes lasts Geometric(p)
 /// probes, a run of failures Geometric(1 - p). Same distribution, far fewer events.
 pub(crate) fn flap(sim: &mut Sim, key: &str, fail: bool) {
-    let Some(rt) = sim.world.pods.get_mut(key) else { return };
+    let Some(rt) = sim.world.pods.get_mut(key).map(std::sync::Arc::make_mut) else { return };
     if !rt.running {
         return;
     }
@@ -788,7 +793,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
         },
         Action::SetPodReady { pod, ready } => match find_pod(sim, &pod) {
             Some(key) => {
-                if let Some(rt) = sim.world.pods.get_mut(&key) {
+                if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
                     rt.forced_unready = !ready;
                 }
                 let now = sim.now;
@@ -811,7 +816,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
             Some(n) if !n.failed => {
                 n.failed = true;
                 for key in pods_on(sim, &node) {
-                    if let Some(rt) = sim.world.pods.get_mut(&key) {
+                    if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
                         rt.dead = true;
                     }
                 }
@@ -854,7 +859,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
                 set_node_ready(sim, &node, "True", "kubelet heartbeats again");
             }
             for key in pods_on(sim, &node) {
-                if let Some(rt) = sim.world.pods.get_mut(&key) {
+                if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
                     rt.dead = false;
                 }
                 let now = sim.now;
