@@ -70,8 +70,8 @@ impl Obj {
     /// The object as JSON, in the shape `kubectl get -o json` prints.
     pub fn to_json(&self) -> serde_json::Value {
         let r = match self {
-            Obj::Node(o) => serde_json::to_value(o),
-            Obj::Pod(o) => serde_json::to_value(o),
+            Obj::Node(o) => serde_json::to_value(super::lean::LeanNode(o)),
+            Obj::Pod(o) => serde_json::to_value(super::lean::LeanPod(o)),
             Obj::Service(o) => serde_json::to_value(o),
             Obj::EndpointSlice(o) => serde_json::to_value(o),
             Obj::Endpoints(o) => serde_json::to_value(o),
@@ -93,8 +93,8 @@ impl Obj {
         }
         let mut c = Count(0);
         let r = match self {
-            Obj::Node(o) => serde_json::to_writer(&mut c, o),
-            Obj::Pod(o) => serde_json::to_writer(&mut c, o),
+            Obj::Node(o) => serde_json::to_writer(&mut c, &super::lean::LeanNode(o)),
+            Obj::Pod(o) => serde_json::to_writer(&mut c, &super::lean::LeanPod(o)),
             Obj::Service(o) => serde_json::to_writer(&mut c, o),
             Obj::EndpointSlice(o) => serde_json::to_writer(&mut c, o),
             Obj::Endpoints(o) => serde_json::to_writer(&mut c, o),
