@@ -94,6 +94,7 @@ try {
   await page.waitForSelector('[data-testid=proxy-endpoint]', { timeout: 20000 });
   const pod = await page.$('[data-testid=pod][data-state=ready]');
   const ip = await pod.getAttribute('data-ip');
+  const podKey = await pod.getAttribute('data-pod');
   const inSlice = async () => (await page.$$(`[data-testid=endpoint][data-ip="${ip}"]`)).length > 0;
   const inProxy = async () => (await page.$$(`[data-testid=proxy-endpoint][data-endpoint^="${ip}:"]`)).length > 0;
   check('the pod is in a slice and in the node view', (await inSlice()) && (await inProxy()));
@@ -113,6 +114,15 @@ try {
   check('the killed pod\'s endpoint leaves the slice', sliceGone !== null, `killed at ${killedAt}`);
   check('the node view follows after its sync', proxyGone !== null && proxyGone >= sliceGone, `slice ${sliceGone}, proxy ${proxyGone}`);
   console.log(`slice updated ${sliceGone - killedAt} ms after the kill; the node followed ${proxyGone - sliceGone} ms later (stale view seen: ${staleSeen})`);
+  // The failed Pod is removed (pod GC) and fades out where it was, then leaves.
+  let fading = null;
+  for (let t = proxyGone; t < killedAt + 90000 && fading === null; t += 250) {
+    await seek(t);
+    if ((await page.$$(`[data-testid=pod-gone][data-pod="${podKey}"]`)).length > 0) fading = t;
+  }
+  if (fading !== null) await seek(fading + 3000);
+  const stillThere = (await page.$$(`[data-pod="${podKey}"]`)).length;
+  check('a deleted pod fades out, then leaves', fading !== null && stillThere === 0, `fading at ${fading}, ${stillThere} left after`);
 
   // A node failure with a cut watch: the stale node shows it.
   await page.goto(`${base}?s=node-failure-3-zones&t=95000`);

@@ -125,3 +125,36 @@ fn samples_are_taken_once_per_second_and_follow_the_slices() {
     assert!(last.t + 1000 > s.now || last.endpoints as usize == eps);
     assert!(v.iter().any(|x| x.endpoints >= 350) && last.api_writes > 0 && last.slice_watch_bytes > 0);
 }
+
+#[test]
+fn a_deleted_pod_fades_out_on_its_node_then_leaves() {
+    let mut s = sim("scale-0-350-0", 30_000);
+    let p = s.api.pods().next().unwrap();
+    let (name, node) = (p.metadata.name.clone().unwrap(), p.spec.as_ref().unwrap().node_name.clone().unwrap());
+    let key = format!("default/{name}");
+    let on_node = |s: &Sim| {
+        let (zones, _) = s.cluster_view();
+        let n = zones.into_iter().flat_map(|z| z.nodes).find(|n| n.name == node).expect("the node");
+        (n.pods.iter().any(|p| p.key == key), n.gone.iter().filter(|p| p.key == key).count())
+    };
+    assert_eq!(on_node(&s), (true, 0));
+    s.act(Action::DeletePod { pod: key.clone() });
+    // Terminating through its grace period, then deleted: shown fading for FLASH_MS, never twice.
+    let mut t = s.now;
+    let deleted_at = loop {
+        t += 100;
+        s.run_until(t);
+        if s.api.pod(&key).is_none() {
+            break t;
+        }
+        assert!(t < 120_000, "the pod never went away");
+    };
+    assert_eq!(on_node(&s), (false, 1));
+    let (zones, _) = s.cluster_view();
+    let gone = zones.iter().flat_map(|z| &z.nodes).flat_map(|n| &n.gone).find(|p| p.key == key).unwrap();
+    assert_eq!(gone.state, PodState::Terminating, "it fades as it last was");
+    let live: usize = zones.iter().flat_map(|z| &z.nodes).map(|n| n.pods.len()).sum();
+    assert_eq!(live, s.api.pods().count(), "fading pods are not counted as pods");
+    s.run_until(deleted_at + FLASH_MS + 100);
+    assert_eq!(on_node(&s), (false, 0));
+}

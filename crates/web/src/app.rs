@@ -1056,10 +1056,13 @@ impl App {
                     .values()
                     .map(|p| p.syncs + p.informer.connected as u64)
                     .sum();
+                // Deleted Pods fade out for a while after the last write.
+                let fading: Vec<u64> = sim.recently_gone().map(|(t, _)| *t).collect();
                 let stamp = stamp_of((
                     rv,
                     &self.open,
                     syncs,
+                    fading,
                     &self.node,
                     self.panels.contains(&Panel::Proxy),
                 ));
@@ -1199,7 +1202,12 @@ impl App {
                     <span class="node-name">{ n.name.clone() }</span>
                     { for badges.iter().map(|(c, t)| html! { <span class={classes!("badge", *c)}>{ *t }</span> }) }
                 </div>
-                { if compact { mix_bar(&n.pods) } else { html! { <div class="pods">{ for n.pods.iter().map(|p| self.view_pod(ctx, p)) }</div> } } }
+                { if compact { mix_bar(&n.pods) } else { html! {
+                    <div class="pods">
+                        { for n.pods.iter().map(|p| self.view_pod(ctx, p)) }
+                        { for n.gone.iter().map(view_gone_pod) }
+                    </div>
+                } } }
             </div>
         }
     }
@@ -1898,6 +1906,14 @@ fn slice_bar(s: &SliceView, max: usize, now: u64, detail: bool) -> Html {
 }
 
 /// A node's Pods as a bar of state proportions (large clusters).
+/// A Pod deleted a moment ago, fading out where it was (not a control: it no longer exists).
+fn view_gone_pod(p: &PodView) -> Html {
+    html! {
+        <span class={classes!("pod", "gone", p.state.class())} key={p.key.clone()} data-testid="pod-gone"
+            data-pod={p.key.clone()} title={format!("pod {}: deleted", p.name)} aria-hidden="true"></span>
+    }
+}
+
 fn mix_bar(pods: &[PodView]) -> Html {
     let mut c = [0usize; 5];
     for p in pods {

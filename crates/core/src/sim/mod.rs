@@ -321,6 +321,9 @@ pub struct Sim {
     pub(crate) prepared: traffic::Prepared,
     /// Service merges shared by every node's kube-proxy (a pure cache).
     merges: crate::proxy::cache::SharedMerges,
+    /// Pods deleted within the last `view::FLASH_MS`, with their last state: (time, object). The
+    /// cluster view shows them fading out. Not part of the trace.
+    pub(crate) gone: std::collections::VecDeque<(u64, Arc<Obj>)>,
 }
 
 impl Sim {
@@ -389,6 +392,7 @@ impl Sim {
             seed: sc.seed,
             prepared: None,
             merges: Default::default(),
+            gone: Default::default(),
             config,
         };
         world::build(&mut sim, sc)?;
@@ -524,7 +528,8 @@ impl Sim {
     }
 
     /// Write to the API server and fan the event out; failures are logged, never panics.
-    pub(crate) fn write(&mut self, verb: &str, obj: Obj, actor: &str, cause: &str) -> Option<Obj> {
+    /// Write an object through the API server; the stored object (shared, not copied) when it worked.
+    pub(crate) fn write(&mut self, verb: &str, obj: Obj, actor: &str, cause: &str) -> Option<Arc<Obj>> {
         let what = format!("{verb} {:?} {}", obj.kind(), obj.key());
         let r = match verb {
             "create" => self.api.create(obj),
@@ -537,7 +542,14 @@ impl Sim {
         };
         match r {
             Ok(ev) => {
-                let stored = (*ev.obj).clone();
+                let stored = ev.obj.clone();
+                if ev.type_ == api::WatchType::Deleted && stored.kind() == api::Kind::Pod {
+                    let now = self.now;
+                    while self.gone.front().is_some_and(|(t, _)| t + view::FLASH_MS < now) {
+                        self.gone.pop_front();
+                    }
+                    self.gone.push_back((now, stored.clone()));
+                }
                 let what = if verb == "create" { format!("create {:?} {}", stored.kind(), stored.key()) } else { what };
                 self.log(actor, what, cause.to_string());
                 self.fan_out(ev);
@@ -864,9 +876,11 @@ impl Sim {
             let stored = self.write(verb, Obj::EndpointSlice(c.slice), "endpointslice-controller", &format!("{cause} ({n} endpoints)"));
             match (verb, stored) {
                 ("delete", Some(_)) => self.controller.tracker.record(key, &slice_name, None),
-                (_, Some(Obj::EndpointSlice(s))) => {
-                    let name = s.metadata.name.clone().unwrap_or_default();
-                    self.controller.tracker.record(key, &name, s.metadata.generation);
+                (_, Some(o)) => {
+                    if let Obj::EndpointSlice(s) = &*o {
+                        let name = s.metadata.name.clone().unwrap_or_default();
+                        self.controller.tracker.record(key, &name, s.metadata.generation);
+                    }
                 }
                 _ => {}
             }

@@ -76,6 +76,9 @@ pub struct NodeView {
     pub stale: bool,
     pub synced_at: Option<u64>,
     pub pods: Vec<PodView>,
+    /// Pods deleted from this node within the last `FLASH_MS`, as they last were: the page fades
+    /// them out. Not counted anywhere else.
+    pub gone: Vec<PodView>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -290,6 +293,7 @@ impl Sim {
                 stale: self.proxy_stale(&name),
                 synced_at: proxy.and_then(|p| p.synced_at),
                 pods: Vec::new(),
+                gone: Vec::new(),
             };
             let list = zones.entry(zone.clone()).or_default();
             index.insert(name, (zone, list.len()));
@@ -305,8 +309,25 @@ impl Sim {
                 None => unscheduled.push(v),
             }
         }
+        for (_, o) in self.recently_gone() {
+            let Obj::Pod(p) = &**o else { continue };
+            let v = pod_view(p, false);
+            let node = v.node.as_ref().and_then(|n| index.get(n).cloned());
+            if let Some(n) = node.and_then(|(z, i)| zones.get_mut(&z)?.get_mut(i)) {
+                // A Pod deleted and made again under the same name is shown once, alive.
+                if !n.pods.iter().any(|l| l.key == v.key) && !n.gone.iter().any(|g| g.key == v.key) {
+                    n.gone.push(v);
+                }
+            }
+        }
         let zones = zones.into_iter().map(|(name, nodes)| ZoneView { name, nodes }).collect();
         (zones, unscheduled)
+    }
+
+    /// Pods deleted within the last `FLASH_MS` (newest last): (time, last state).
+    pub fn recently_gone(&self) -> impl Iterator<Item = &(u64, std::sync::Arc<Obj>)> {
+        let now = self.now;
+        self.gone.iter().filter(move |(t, _)| *t <= now && t + FLASH_MS >= now)
     }
 
     /// Every Service key (`namespace/name`), sorted.
