@@ -264,7 +264,7 @@ pub fn apply_yaml(slice: &EndpointSlice) -> String {
             }
         }
     }
-    serde_yaml::to_string(&Value::Object(out)).unwrap_or_default()
+    crate::yaml::to_string(&Value::Object(out))
 }
 
 /// A small example to start from: a Service, two Nodes and three Pods.

@@ -696,7 +696,7 @@ pub mod kubectl {
     /// The object as `kubectl get -o yaml` prints it.
     pub fn yaml(sim: &Sim, kind: Kind, key: &str) -> Option<String> {
         let o = sim.api.get(kind, key)?;
-        serde_yaml::to_string(&o.to_json()).ok()
+        Some(crate::yaml::to_string(&o.to_json()))
     }
 
     /// A `kubectl describe` of an EndpointSlice (other kinds: their YAML).
