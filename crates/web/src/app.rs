@@ -240,6 +240,8 @@ pub struct App {
     view_cost: std::cell::Cell<f64>,
     scenarios: Vec<(String, String)>,
     cluster_cache: RefCell<Option<(u64, Html)>>,
+    /// Each node's box, by the content it shows: a write redraws only the nodes it touched.
+    node_cache: RefCell<std::collections::HashMap<String, (u64, Html)>>,
     paste_text: String,
     paste_result: Option<Result<slicelab_core::paste::Report, String>>,
     slices_cache: RefCell<Option<(u64, Html)>>,
@@ -350,6 +352,7 @@ impl App {
         self.error = err;
         // Another world: stamps from the old one mean nothing here.
         *self.cluster_cache.borrow_mut() = None;
+        self.node_cache.borrow_mut().clear();
         *self.slices_cache.borrow_mut() = None;
         self.end_ms = default_end(&self.tl.scenario, &self.shared.actions).max(self.now());
         self.reset_selection();
@@ -549,6 +552,7 @@ impl Component for App {
                 .collect(),
             last_render: 0.0,
             cluster_cache: RefCell::new(None),
+            node_cache: RefCell::new(Default::default()),
             paste_text: slicelab_core::paste::EXAMPLE.to_string(),
             paste_result: None,
             slices_cache: RefCell::new(None),
@@ -1151,7 +1155,7 @@ impl App {
                     { for zones.iter().map(|z| html! {
                         <div class="zone" key={z.name.clone()}>
                             <h3>{ z.name.clone() }</h3>
-                            { for z.nodes.iter().map(|n| self.view_node(ctx, n, compact)) }
+                            { for z.nodes.iter().map(|n| self.view_node_memo(ctx, n, compact)) }
                         </div>
                     }) }
                 </div>
@@ -1163,6 +1167,22 @@ impl App {
                 } } }
             </>
         }
+    }
+
+    /// A node's box, rebuilt only when what it shows changed (its Pods, badges, selection).
+    fn view_node_memo(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {
+        let selected = self.node == n.name && self.panels.contains(&Panel::Proxy);
+        let stamp = stamp_of((n, compact, selected, &self.open));
+        let mut cache = self.node_cache.borrow_mut();
+        let html = match cache.get(&n.name) {
+            Some((s, h)) if *s == stamp => h.clone(),
+            _ => {
+                let h = self.view_node(ctx, n, compact);
+                cache.insert(n.name.clone(), (stamp, h.clone()));
+                h
+            }
+        };
+        html! { <Memo key={n.name.clone()} {stamp} {html} /> }
     }
 
     fn view_node(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {

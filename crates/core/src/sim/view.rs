@@ -13,7 +13,7 @@ use super::Sim;
 use crate::controller::{LABEL_SERVICE_NAME, LABEL_ZONE};
 
 /// A Pod's state as the page colours it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PodState {
     /// Not yet scheduled, or its containers are starting.
     Pending,
@@ -49,7 +49,7 @@ impl PodState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PodView {
     /// `namespace/name`, what actions take.
     pub key: String,
@@ -61,7 +61,7 @@ pub struct PodView {
     pub labels: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeView {
     pub name: String,
     pub zone: String,
