@@ -242,6 +242,8 @@ pub struct App {
     cluster_cache: RefCell<Option<(u64, Html)>>,
     /// Each node's box, by the content it shows: a write redraws only the nodes it touched.
     node_cache: RefCell<std::collections::HashMap<String, (u64, Html)>>,
+    /// Each slice's bar, by the content it shows.
+    slice_cache: RefCell<std::collections::HashMap<String, (u64, Html)>>,
     paste_text: String,
     paste_result: Option<Result<slicelab_core::paste::Report, String>>,
     slices_cache: RefCell<Option<(u64, Html)>>,
@@ -353,6 +355,7 @@ impl App {
         // Another world: stamps from the old one mean nothing here.
         *self.cluster_cache.borrow_mut() = None;
         self.node_cache.borrow_mut().clear();
+        self.slice_cache.borrow_mut().clear();
         *self.slices_cache.borrow_mut() = None;
         self.end_ms = default_end(&self.tl.scenario, &self.shared.actions).max(self.now());
         self.reset_selection();
@@ -553,6 +556,7 @@ impl Component for App {
             last_render: 0.0,
             cluster_cache: RefCell::new(None),
             node_cache: RefCell::new(Default::default()),
+            slice_cache: RefCell::new(Default::default()),
             paste_text: slicelab_core::paste::EXAMPLE.to_string(),
             paste_result: None,
             slices_cache: RefCell::new(None),
@@ -1169,6 +1173,22 @@ impl App {
         }
     }
 
+    /// A slice's bar, rebuilt only when the slice or its flash changed.
+    fn slice_bar_memo(&self, s: &SliceView, max: usize, detail: bool) -> Html {
+        let stamp = stamp_of((s, max, detail));
+        let id = format!("{}/{}", s.address_type, s.name);
+        let mut cache = self.slice_cache.borrow_mut();
+        let html = match cache.get(&id) {
+            Some((st, h)) if *st == stamp => h.clone(),
+            _ => {
+                let h = slice_bar(s, max, detail);
+                cache.insert(id.clone(), (stamp, h.clone()));
+                h
+            }
+        };
+        html! { <Memo key={id} {stamp} {html} /> }
+    }
+
     /// A node's box, rebuilt only when what it shows changed (its Pods, badges, selection).
     fn view_node_memo(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {
         let selected = self.node == n.name && self.panels.contains(&Panel::Proxy);
@@ -1280,7 +1300,7 @@ impl App {
                     html! {
                         <div class="family">
                             <h3>{ format!("{fam} slices: {} holding {n} endpoints", slices.len()) }</h3>
-                            <ul class="slices">{ for slices.iter().map(|s| slice_bar(s, max, sim.now, detail)) }</ul>
+                            <ul class="slices">{ for slices.iter().map(|s| self.slice_bar_memo(s, max, detail)) }</ul>
                         </div>
                     }
                 }) }
@@ -1889,25 +1909,22 @@ fn service_card(v: &ServiceView, max: usize) -> Html {
     }
 }
 
-fn slice_bar(s: &SliceView, max: usize, now: u64, detail: bool) -> Html {
+fn slice_bar(s: &SliceView, max: usize, detail: bool) -> Html {
     let n = s.endpoints.len();
     let cap = max.max(n).max(1);
     let ready = s.endpoints.iter().filter(|e| e.ready).count();
     let flash = s
         .last_write
         .as_ref()
-        .map(|(t, verb, cause)| (now.saturating_sub(*t), verb.clone(), cause.clone()));
-    let class = classes!(
-        "slice",
-        flash.as_ref().map(|(_, v, _)| format!("flash-{v}"))
-    );
+        .map(|(_, verb, cause)| (verb.clone(), cause.clone()));
+    let class = classes!("slice", flash.as_ref().map(|(v, _)| format!("flash-{v}")));
     html! {
         <li class={class} key={s.name.clone()} data-testid="slice" data-endpoints={n.to_string()} data-name={s.name.clone()} data-family={s.address_type.clone()}>
             <div class="slice-head">
                 <code>{ s.name.clone() }</code>
                 <span class="count">{ format!("{n} / {max}") }</span>
                 <span class="gen" title="metadata.generation">{ format!("gen {}", s.generation) }</span>
-                { for flash.map(|(_, verb, cause)| html! { <span class="why" data-testid="slice-why">{ format!("{verb}: {cause}") }</span> }) }
+                { for flash.map(|(verb, cause)| html! { <span class="why" data-testid="slice-why">{ format!("{verb}: {cause}") }</span> }) }
             </div>
             <div class="bar" role="img" aria-label={format!("{n} of {max} endpoints, {ready} ready")}>
                 <div class="fill" style={format!("width:{:.3}%", 100.0 * n as f64 / cap as f64)}></div>
@@ -1925,7 +1942,6 @@ fn slice_bar(s: &SliceView, max: usize, now: u64, detail: bool) -> Html {
     }
 }
 
-/// A node's Pods as a bar of state proportions (large clusters).
 /// A Pod deleted a moment ago, fading out where it was (not a control: it no longer exists).
 fn view_gone_pod(p: &PodView) -> Html {
     html! {
@@ -1934,6 +1950,7 @@ fn view_gone_pod(p: &PodView) -> Html {
     }
 }
 
+/// A node's Pods as a bar of state proportions (large clusters).
 fn mix_bar(pods: &[PodView]) -> Html {
     let mut c = [0usize; 5];
     for p in pods {

@@ -87,7 +87,7 @@ pub struct ZoneView {
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointView {
     pub address: String,
     pub pod: Option<String>,
@@ -99,7 +99,7 @@ pub struct EndpointView {
     pub hints: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SliceView {
     pub name: String,
     pub address_type: String,
