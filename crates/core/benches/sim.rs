@@ -1,7 +1,33 @@
 //! Simulation speed (issue 5): simulated events per second at 1,000 and 10,000 Pods, and the time
-//! to seek anywhere in a 1-hour run at 1,000 Pods. The timeline's memory is printed once.
+//! to seek anywhere in a 1-hour run at 1,000 Pods. The timeline's memory (the heap it holds, counted
+//! by the allocator) and the spread of 40 seeks are printed once.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Deterministic pseudo-random targets over the hour.
+fn next_target(k: &mut u64) -> u64 {
+    *k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (*k >> 11) % 3_600_000
+}
 use slicelab_core::sim::scenario::Scenario;
 use slicelab_core::sim::timeline::Timeline;
 use slicelab_core::sim::Sim;
@@ -41,20 +67,35 @@ fn bench(c: &mut Criterion) {
         });
     }
     let sc = scenario(1_000, 0.001);
+    let before = LIVE.load(Relaxed);
+    let started = Instant::now();
     let mut tl = Timeline::new(sc, Vec::new()).expect("builds");
     tl.seek(3_600_000);
     eprintln!(
-        "timeline 1h at 1000 pods: {} snapshots, about {} MB",
+        "timeline 1h at 1000 pods: computed in {:.1} s, {} snapshots, {:.0} MB of heap",
+        started.elapsed().as_secs_f64(),
         tl.snapshot_count(),
-        tl.approx_bytes() / 1_000_000
+        LIVE.load(Relaxed).saturating_sub(before) as f64 / 1e6
     );
     let mut k = 0u64;
+    let mut ms: Vec<f64> = (0..40)
+        .map(|_| {
+            let t = next_target(&mut k);
+            let a = Instant::now();
+            tl.seek(t);
+            a.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "seek over 40 targets: mean {:.0} ms, median {:.0} ms, max {:.0} ms",
+        ms.iter().sum::<f64>() / ms.len() as f64,
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
     g.bench_function("seek-in-1h-run/1000-pods", |b| {
         b.iter(|| {
-            // Deterministic pseudo-random targets over the hour.
-            k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let t = (k >> 11) % 3_600_000;
-            tl.seek(t);
+            tl.seek(next_target(&mut k));
             tl.now()
         })
     });

@@ -127,28 +127,4 @@ impl Timeline {
         }
         self.advance_to(back_to.max(at));
     }
-
-    /// Bytes held by the snapshots and the current state, counting each shared object once (objects
-    /// are shared between snapshots until they change).
-    pub fn approx_bytes(&self) -> usize {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut bytes = 0usize;
-        for s in self.snapshots.iter().chain(std::iter::once(&self.current)) {
-            for k in [super::api::Kind::Pod, super::api::Kind::EndpointSlice, super::api::Kind::Node, super::api::Kind::Service] {
-                let informers = std::iter::once(&s.controller.informer).chain(s.proxies.values().map(|p| &p.informer));
-                let shared = s.api.list_shared(k).chain(informers.flat_map(|i| {
-                    i.objects.range((k, String::new())..).take_while(move |((kk, _), _)| *kk == k).map(|(_, o)| o)
-                }));
-                for o in shared {
-                    // Every map entry costs its key and pointer; each object once.
-                    bytes += 64;
-                    if seen.insert(std::sync::Arc::as_ptr(o) as usize) {
-                        bytes += o.json_len();
-                    }
-                }
-            }
-            bytes += s.log.len() * 16;
-        }
-        bytes
-    }
 }
