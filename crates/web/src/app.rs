@@ -143,6 +143,8 @@ pub enum Msg {
     StepForward,
     StepBack,
     Seek(u64),
+    /// The scrub bar moved: seek on the next frame to where it is then (drags send many of these).
+    Scrub(u64),
     SeekBy(i64),
     Speed(f64),
     SpeedBy(f64),
@@ -216,6 +218,8 @@ pub struct App {
     speed: f64,
     last_frame: Option<f64>,
     raf: Option<(i32, Closure<dyn FnMut(f64)>)>,
+    /// Where the scrub bar was dragged to, not yet sought.
+    scrub_to: Option<u64>,
     keys: Option<Closure<dyn FnMut(KeyboardEvent)>>,
     open: Option<Target>,
     service: String,
@@ -417,6 +421,11 @@ impl App {
             }
         }
         self.last_frame = None;
+        // A drag still waiting for its frame lands now.
+        if let Some(t) = self.scrub_to.take() {
+            self.tl.seek(t);
+            self.end_ms = self.end_ms.max(t);
+        }
     }
 
     fn set_playing(&mut self, ctx: &Context<Self>, on: bool) {
@@ -518,6 +527,7 @@ impl Component for App {
             speed: 1.0,
             last_frame: None,
             raf: None,
+            scrub_to: None,
             keys: None,
             open: None,
             service: String::new(),
@@ -586,6 +596,15 @@ impl Component for App {
         let changed = match msg {
             Msg::Frame(ts) => {
                 self.raf = None;
+                let scrubbed = self.scrub_to.is_some();
+                if let Some(t) = self.scrub_to.take() {
+                    Component::update(self, ctx, Msg::Seek(t));
+                    if !self.playing {
+                        return true;
+                    }
+                    // Playing on from where the bar was dropped.
+                    self.last_frame = Some(ts);
+                }
                 if !self.playing {
                     return false;
                 }
@@ -621,7 +640,7 @@ impl Component for App {
                 self.write_url(ctx, false);
                 // Large clusters: render less often than every frame, so frames stay short.
                 let cost = self.view_cost.get();
-                if moved && ts - self.last_render >= (cost * 3.0).min(500.0) {
+                if scrubbed || (moved && ts - self.last_render >= (cost * 3.0).min(500.0)) {
                     self.last_render = ts;
                     true
                 } else {
@@ -661,6 +680,11 @@ impl Component for App {
                 self.end_ms = self.end_ms.max(t);
                 self.write_url(ctx, !self.playing);
                 true
+            }
+            Msg::Scrub(t) => {
+                self.scrub_to = Some(t);
+                self.start_frames(ctx);
+                false
             }
             Msg::SeekBy(d) => {
                 let t = (self.now() as i64 + d).max(0) as u64;
@@ -1004,7 +1028,7 @@ impl App {
                 .target_dyn_into::<HtmlInputElement>()
                 .and_then(|i| i.value().parse::<f64>().ok())
                 .unwrap_or(0.0);
-            Msg::Seek(v as u64)
+            Msg::Scrub(v as u64)
         });
         let on_speed = link.callback(|e: InputEvent| {
             let v = e
