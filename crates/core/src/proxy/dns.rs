@@ -74,9 +74,10 @@ pub fn reverse_name(ip: &IpAddr) -> String {
 }
 
 impl ClusterDns {
-    pub fn build(services: &[Service], slices: &[EndpointSlice], zone: &str) -> Self {
+    pub fn build<S: std::borrow::Borrow<Service>, E: std::borrow::Borrow<EndpointSlice>>(services: &[S], slices: &[E], zone: &str) -> Self {
         let mut dns = ClusterDns { zone: zone.to_string(), records: BTreeMap::new() };
         for svc in services {
+            let svc = svc.borrow();
             let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
             let Some(name) = svc.metadata.name.as_deref() else { continue };
             let Some(spec) = svc.spec.as_ref() else { continue };
@@ -109,6 +110,7 @@ impl ClusterDns {
             }
             // Headless: the ready endpoints of every slice of the Service.
             for s in slices {
+                let s = s.borrow();
                 if s.metadata.namespace.as_deref().unwrap_or("default") != ns
                     || s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE_NAME)).map(String::as_str) != Some(name)
                 {

@@ -174,18 +174,21 @@ fn service_key(s: &str) -> String {
     }
 }
 
-/// Cluster DNS as CoreDNS serves it now (rebuilt when the API server changed).
+/// Cluster DNS as CoreDNS serves it now (rebuilt when a Service or an EndpointSlice was written).
 fn dns(sim: &mut Sim) -> Arc<ClusterDns> {
-    let rv = sim.api.resource_version();
+    let writes: u64 = ["Service", "EndpointSlice"]
+        .iter()
+        .flat_map(|k| ["create", "update", "delete"].map(|v| sim.api.writes.get(&format!("{v} {k}")).copied().unwrap_or(0)))
+        .sum();
     if let Some((v, d)) = &sim.traffic.dns {
-        if *v == rv {
+        if *v == writes {
             return d.clone();
         }
     }
-    let services: Vec<_> = sim.api.services().cloned().collect();
-    let slices: Vec<_> = sim.api.slices().cloned().collect();
+    let services: Vec<_> = sim.api.services().collect();
+    let slices: Vec<_> = sim.api.slices().collect();
     let d = Arc::new(ClusterDns::build(&services, &slices, "cluster.local"));
-    sim.traffic.dns = Some((rv, d.clone()));
+    sim.traffic.dns = Some((writes, d.clone()));
     d
 }
 
