@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn cluster_ip_service() {
         let s = svc("metadata: {name: web, namespace: ns}\nspec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80}, {port: 81}]}");
-        let d = ClusterDns::build(&[s], &[], DEFAULT_ZONE);
+        let d = ClusterDns::build(&[s], &[] as &[EndpointSlice], DEFAULT_ZONE);
         assert_eq!(d.lookup("web.ns.svc.cluster.local", QType::A), Ok(vec![Record::A("10.96.0.10".parse().unwrap())]));
         assert_eq!(
             d.lookup("_http._tcp.web.ns.svc.cluster.local.", QType::Srv),
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn external_name_is_a_cname() {
         let s = svc("metadata: {name: ext, namespace: ns}\nspec: {type: ExternalName, externalName: db.example.com}");
-        let d = ClusterDns::build(&[s], &[], DEFAULT_ZONE);
+        let d = ClusterDns::build(&[s], &[] as &[EndpointSlice], DEFAULT_ZONE);
         assert_eq!(d.lookup("ext.ns.svc.cluster.local", QType::A), Ok(vec![Record::Cname("db.example.com".into())]));
     }
 }
