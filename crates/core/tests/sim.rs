@@ -188,3 +188,40 @@ fn over_1000_endpoints_truncates_the_legacy_object_but_not_the_slices() {
         Some("truncated")
     );
 }
+
+#[test]
+fn stepping_back_uses_the_dense_snapshots_and_lands_where_a_straight_run_does() {
+    use slicelab_core::sim::timeline::Timeline;
+    let sc = Scenario::by_id("readiness-flap-storm").expect("built in");
+    let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
+    tl.seek(200_000);
+    assert!(tl.recent_count() >= 4, "dense snapshots behind the cursor: {}", tl.recent_count());
+    for _ in 0..5 {
+        tl.step_back();
+        let t = tl.now();
+        let mut straight = Sim::new(&sc).expect("builds");
+        straight.run_until(t);
+        assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
+        assert_eq!(tl.current.log.len(), straight.log.len(), "at {t}");
+    }
+    // Back and forth across them, and far away and back: still the straight run.
+    for t in [193_500, 199_900, 60_000, 198_000, 200_000] {
+        tl.seek(t);
+        let mut straight = Sim::new(&sc).expect("builds");
+        straight.run_until(t);
+        assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
+    }
+    // A fork drops them; they come back as the timeline runs on.
+    tl.act_at(150_000, Action::Scale { workload: "web".into(), replicas: 5 });
+    let mut direct = Sim::with_actions(
+        &sc,
+        &[slicelab_core::sim::scenario::TimedAction {
+            at: slicelab_core::sim::scenario::Millis(150_000),
+            action: Action::Scale { workload: "web".into(), replicas: 5 },
+        }],
+    )
+    .expect("builds");
+    tl.seek(199_000);
+    direct.run_until(199_000);
+    assert_eq!(tl.current.trace_hash(), direct.trace_hash());
+}

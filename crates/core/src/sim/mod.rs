@@ -308,7 +308,10 @@ pub struct Sim {
     /// One sample per virtual second (at most), for the charts.
     pub samples: Chunked<Sample>,
     pub(crate) rng: Rng,
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    /// (time, 0 for an action and 1 for anything else, sequence): at one instant actions go first, so
+    /// an action added while the timeline runs (a fork) lands in the same place as the same action
+    /// known from the start (a link opened later), and the two runs are the same run.
+    queue: BinaryHeap<Reverse<(u64, u8, u64)>>,
     events: BTreeMap<u64, Ev>,
     seq: u64,
     /// Violations found by the write-time checks (they never panic; tests assert this is empty).
@@ -407,7 +410,8 @@ impl Sim {
 
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq)));
+        let class = u8::from(!matches!(ev, Ev::Action(_)));
+        self.queue.push(Reverse((at, class, self.seq)));
         self.events.insert(self.seq, ev);
     }
 
@@ -436,12 +440,12 @@ impl Sim {
 
     /// The time of the next scheduled event.
     pub fn next_time(&self) -> Option<u64> {
-        self.queue.peek().map(|Reverse((t, _))| *t)
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
     }
 
     /// Process one event. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((t, seq))) = self.queue.pop() else { return false };
+        let Some(Reverse((t, _, seq))) = self.queue.pop() else { return false };
         self.now = self.now.max(t);
         self.api.now_ms = self.now;
         if let Some(ev) = self.events.remove(&seq) {

@@ -2,7 +2,9 @@
 //! at intervals; seeking restores the nearest earlier snapshot and replays. An action taken at an
 //! earlier time forks the timeline: later snapshots are dropped and the future is recomputed.
 //! The number of snapshots is capped: when full, every other one is dropped and the interval doubles,
-//! so memory stays bounded however long the run.
+//! so memory stays bounded however long the run. A few more, denser snapshots are kept just behind
+//! the place the timeline last ran to, so stepping back and short scrubs back replay a second or so
+//! instead of up to a whole interval.
 
 use super::scenario::{Scenario, TimedAction};
 use super::{Action, Ev, Sim};
@@ -15,6 +17,8 @@ pub struct Timeline {
     snapshots: Vec<Sim>,
     interval_ms: u64,
     max_snapshots: usize,
+    /// Dense snapshots of the last seconds before where the timeline last ran to, oldest first.
+    recent: Vec<Sim>,
     /// The simulation at the current time.
     pub current: Sim,
 }
@@ -28,6 +32,7 @@ impl Timeline {
             snapshots: vec![current.clone()],
             interval_ms: 5_000,
             max_snapshots: 48,
+            recent: Vec::new(),
             current,
         })
     }
@@ -56,8 +61,38 @@ impl Timeline {
         }
     }
 
-    /// Run forward to time `t`, taking snapshots on the way.
+    /// How many dense snapshots are kept behind the cursor.
+    const RECENT: usize = 8;
+
+    /// The spacing of the dense snapshots: a second, longer in large clusters (where a copy costs more).
+    fn recent_every_ms(&self) -> u64 {
+        1_000 * (self.current.world.pods.len() as u64 / 1_000).max(1)
+    }
+
+    /// Run forward to time `t`, taking snapshots on the way (dense ones over the last stretch).
     fn advance_to(&mut self, t: u64) {
+        let every = self.recent_every_ms();
+        let dense_from = t.saturating_sub(every * Self::RECENT as u64);
+        if self.current.now < dense_from {
+            self.advance_sparse(dense_from);
+        }
+        while self.current.now < t {
+            // The newest dense snapshot behind us (ones ahead stay until we pass them by).
+            let now = self.current.now;
+            let last = self.recent.iter().rev().map(|s| s.now).find(|&n| n <= now).unwrap_or(0);
+            let next = (last.max(dense_from) / every + 1) * every;
+            self.advance_sparse(next.min(t));
+            if self.current.now >= next {
+                self.recent.retain(|s| s.now < next);
+                self.recent.push(self.current.clone());
+                if self.recent.len() > Self::RECENT {
+                    self.recent.remove(0);
+                }
+            }
+        }
+    }
+
+    fn advance_sparse(&mut self, t: u64) {
         while self.current.now < t {
             let last = self.last_snapshot_time();
             if self.current.now < last {
@@ -76,12 +111,25 @@ impl Timeline {
 
     /// Seek to any time, forward or back.
     pub fn seek(&mut self, t: u64) {
-        // Start from the nearest snapshot at or before `t` when that is closer than where we are.
-        let idx = self.snapshots.iter().rposition(|s| s.now <= t).unwrap_or(0);
-        if t < self.current.now || self.snapshots[idx].now > self.current.now {
-            self.current = self.snapshots[idx].clone();
+        // Start from the nearest snapshot (dense or not) at or before `t` when that is closer than
+        // where we are.
+        let sparse = self.snapshots.iter().rev().find(|s| s.now <= t);
+        let dense = self.recent.iter().rev().find(|s| s.now <= t);
+        let best = match (sparse, dense) {
+            (Some(a), Some(b)) => Some(if b.now >= a.now { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some(best) = best {
+            if t < self.current.now || best.now > self.current.now {
+                self.current = best.clone();
+            }
         }
         self.advance_to(t);
+    }
+
+    /// How many dense snapshots are held now (behind the cursor).
+    pub fn recent_count(&self) -> usize {
+        self.recent.len()
     }
 
     /// One event forward.
@@ -111,15 +159,20 @@ impl Timeline {
     pub fn act_at(&mut self, at: u64, action: Action) {
         self.actions.push(TimedAction { at: super::scenario::Millis(at), action: action.clone() });
         let back_to = self.current.now;
-        // Snapshots up to `at` stay valid once they know the action; later ones are recomputed.
-        self.snapshots.retain(|s| s.now <= at);
+        // The dense snapshots do not know the action: dropped, they are made again on the way.
+        self.recent.clear();
+        // Snapshots from before `at` stay valid once they know the action; the others (including one
+        // taken at `at` itself, which has already run that instant's events) are recomputed.
+        self.snapshots.retain(|s| s.now < at);
         if self.snapshots.is_empty() {
-            if let Ok(s) = Sim::with_actions(&self.scenario, &[]) {
+            // Back to the start: every action, the new one too, known from the beginning.
+            if let Ok(s) = Sim::with_actions(&self.scenario, &self.actions) {
                 self.snapshots.push(s);
             }
-        }
-        for s in self.snapshots.iter_mut() {
-            s.schedule(at, Ev::Action(action.clone()));
+        } else {
+            for s in self.snapshots.iter_mut() {
+                s.schedule(at, Ev::Action(action.clone()));
+            }
         }
         let idx = self.snapshots.len().saturating_sub(1);
         if let Some(s) = self.snapshots.get(idx) {
