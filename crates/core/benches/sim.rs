@@ -77,6 +77,18 @@ fn bench(c: &mut Criterion) {
         tl.snapshot_count(),
         LIVE.load(Relaxed).saturating_sub(before) as f64 / 1e6
     );
+    let steps: Vec<f64> = (0..10)
+        .map(|_| {
+            let a = Instant::now();
+            tl.step_back();
+            a.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    eprintln!(
+        "step back from the end of the hour, 10 times: mean {:.1} ms, max {:.1} ms",
+        steps.iter().sum::<f64>() / steps.len() as f64,
+        steps.iter().copied().fold(0.0, f64::max)
+    );
     let mut k = 0u64;
     let mut ms: Vec<f64> = (0..40)
         .map(|_| {

@@ -83,4 +83,27 @@ proptest! {
         let tail = st.per_second.get(150..).unwrap_or(&[]);
         prop_assert!(tail.iter().all(|s| s[2] == 0 && s[3] == 0), "failures after settling: {:?}", tail);
     }
+
+    /// Acting anywhere on a timeline (forks at random times, from random places) gives the very run a
+    /// link with those actions gives when opened afresh.
+    #[test]
+    fn a_forked_timeline_is_the_run_its_link_gives(
+        seed in any::<u64>(),
+        // Often exactly on a snapshot's instant (every 5 s) or at the very start.
+        acts in proptest::collection::vec((prop_oneof![0u64..60_000, (0u64..12).prop_map(|k| k * 5_000)], action(), 0u64..70_000), 1..8),
+    ) {
+        use slicelab_core::sim::timeline::Timeline;
+        let mut sc = base();
+        sc.seed = seed;
+        let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
+        for (at, action, from) in acts {
+            tl.seek(from);
+            tl.act_at(at, action);
+        }
+        tl.seek(70_000);
+        let mut link = Sim::with_actions(&sc, &tl.actions).expect("builds");
+        link.run_until(70_000);
+        prop_assert_eq!(tl.current.trace_hash(), link.trace_hash());
+        prop_assert_eq!(tl.current.log.len(), link.log.len());
+    }
 }
