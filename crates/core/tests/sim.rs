@@ -155,18 +155,17 @@ fn an_action_in_the_past_forks_the_timeline() {
     assert_ne!(tl.current.trace_hash(), before);
     let total: usize = tl.current.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum();
     assert_eq!(total, 120);
-    // The same fork from scratch gives the same run.
-    let mut direct = Sim::with_actions(
-        &sc,
-        &[slicelab_core::sim::scenario::TimedAction {
-            at: slicelab_core::sim::scenario::Millis(70_000),
-            action: Action::Scale { workload: "web".into(), replicas: 120 },
-        }],
-    )
-    .expect("builds");
-    direct.run_until(90_000);
-    let total_direct: usize = direct.api.slices().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).sum();
-    assert_eq!(total_direct, 120);
+    // The same action known from the start (a link opened later) gives the same run.
+    let direct = run_with(&sc, 70_000, Action::Scale { workload: "web".into(), replicas: 120 }, 90_000);
+    assert_eq!(direct.trace_hash(), tl.current.trace_hash());
+}
+
+/// A scenario run to `until` with one action at `at` known from the start.
+fn run_with(sc: &Scenario, at: u64, action: Action, until: u64) -> Sim {
+    use slicelab_core::sim::scenario::{Millis, TimedAction};
+    let mut sim = Sim::with_actions(sc, &[TimedAction { at: Millis(at), action }]).expect("builds");
+    sim.run_until(until);
+    sim
 }
 
 #[test]
@@ -213,15 +212,7 @@ fn stepping_back_uses_the_dense_snapshots_and_lands_where_a_straight_run_does() 
     }
     // A fork drops them; they come back as the timeline runs on.
     tl.act_at(150_000, Action::Scale { workload: "web".into(), replicas: 5 });
-    let mut direct = Sim::with_actions(
-        &sc,
-        &[slicelab_core::sim::scenario::TimedAction {
-            at: slicelab_core::sim::scenario::Millis(150_000),
-            action: Action::Scale { workload: "web".into(), replicas: 5 },
-        }],
-    )
-    .expect("builds");
     tl.seek(199_000);
-    direct.run_until(199_000);
+    let direct = run_with(&sc, 150_000, Action::Scale { workload: "web".into(), replicas: 5 }, 199_000);
     assert_eq!(tl.current.trace_hash(), direct.trace_hash());
 }
