@@ -50,6 +50,25 @@ pub fn Memo(p: &MemoProps) -> Html {
     p.html.clone()
 }
 
+/// One of many memoised parts (a node box, a slice bar), cached by `id` under its content's stamp.
+fn keyed_memo(
+    cache: &RefCell<std::collections::HashMap<String, (u64, Html)>>,
+    id: String,
+    stamp: u64,
+    build: impl FnOnce() -> Html,
+) -> Html {
+    let mut c = cache.borrow_mut();
+    let html = match c.get(&id) {
+        Some((s, h)) if *s == stamp => h.clone(),
+        _ => {
+            let h = build();
+            c.insert(id.clone(), (stamp, h.clone()));
+            h
+        }
+    };
+    html! { <Memo key={id} {stamp} {html} /> }
+}
+
 /// A stamp of everything a memoised panel depends on.
 fn stamp_of(parts: impl std::hash::Hash) -> u64 {
     use std::hash::Hasher;
@@ -1199,34 +1218,19 @@ impl App {
 
     /// A slice's bar, rebuilt only when the slice or its flash changed.
     fn slice_bar_memo(&self, s: &SliceView, max: usize, detail: bool) -> Html {
-        let stamp = stamp_of((s, max, detail));
         let id = format!("{}/{}", s.address_type, s.name);
-        let mut cache = self.slice_cache.borrow_mut();
-        let html = match cache.get(&id) {
-            Some((st, h)) if *st == stamp => h.clone(),
-            _ => {
-                let h = slice_bar(s, max, detail);
-                cache.insert(id.clone(), (stamp, h.clone()));
-                h
-            }
-        };
-        html! { <Memo key={id} {stamp} {html} /> }
+        keyed_memo(&self.slice_cache, id, stamp_of((s, max, detail)), || {
+            slice_bar(s, max, detail)
+        })
     }
 
     /// A node's box, rebuilt only when what it shows changed (its Pods, badges, selection).
     fn view_node_memo(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {
         let selected = self.node == n.name && self.panels.contains(&Panel::Proxy);
         let stamp = stamp_of((n, compact, selected, &self.open));
-        let mut cache = self.node_cache.borrow_mut();
-        let html = match cache.get(&n.name) {
-            Some((s, h)) if *s == stamp => h.clone(),
-            _ => {
-                let h = self.view_node(ctx, n, compact);
-                cache.insert(n.name.clone(), (stamp, h.clone()));
-                h
-            }
-        };
-        html! { <Memo key={n.name.clone()} {stamp} {html} /> }
+        keyed_memo(&self.node_cache, n.name.clone(), stamp, || {
+            self.view_node(ctx, n, compact)
+        })
     }
 
     fn view_node(&self, ctx: &Context<Self>, n: &NodeView, compact: bool) -> Html {
