@@ -29,6 +29,23 @@ pub enum EndpointsWrite {
 
 /// The address of a pod for the Service's (single) family, or `None` when the pod has no IP of it.
 pub fn pod_address(svc: &Service, pod: &Pod) -> Option<EndpointAddress> {
+    pod_addr(svc, pod).map(|a| a.to_address())
+}
+
+/// A pod's address, borrowed from the pod: copied into an `EndpointAddress` only when it goes into
+/// the result.
+#[derive(Clone, Copy)]
+struct PodAddr<'a> {
+    ip: &'a str,
+    node_name: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    uid: &'a str,
+    /// `Some` when the hostname rule applies (the pod's hostname, possibly empty).
+    hostname: Option<&'a str>,
+}
+
+fn pod_addr<'a>(svc: &Service, pod: &'a Pod) -> Option<PodAddr<'a>> {
     let spec = svc.spec.as_ref();
     let want_v6 = match spec.and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first()) {
         Some(f) => f == "IPv6",
@@ -42,18 +59,50 @@ pub fn pod_address(svc: &Service, pod: &Pod) -> Option<EndpointAddress> {
         }
     };
     let ip = pods::pod_ips(pod).find(|ip| is_ipv6_string(ip) == want_v6)?;
-    Some(EndpointAddress {
-        ip: ip.to_string(),
-        node_name: Some(pods::node_name(pod).to_string()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: Some(pod.metadata.namespace.clone().unwrap_or_default()),
-            name: Some(pod.metadata.name.clone().unwrap_or_default()),
-            uid: Some(pod.metadata.uid.clone().unwrap_or_default()),
-            ..Default::default()
-        }),
-        hostname: pods::should_set_hostname(pod, svc).then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()).unwrap_or_default()),
+    Some(PodAddr {
+        ip,
+        node_name: pods::node_name(pod),
+        namespace: pod.metadata.namespace.as_deref().unwrap_or(""),
+        name: pod.metadata.name.as_deref().unwrap_or(""),
+        uid: pod.metadata.uid.as_deref().unwrap_or(""),
+        hostname: pods::should_set_hostname(pod, svc)
+            .then(|| pod.spec.as_ref().and_then(|s| s.hostname.as_deref()).unwrap_or("")),
     })
+}
+
+/// What repacking needs of an address: its key (IP, pod UID) and an owned copy for the result.
+trait AddressLike {
+    fn key(&self) -> (&str, &str);
+    fn to_address(&self) -> EndpointAddress;
+}
+
+impl AddressLike for EndpointAddress {
+    fn key(&self) -> (&str, &str) {
+        (self.ip.as_str(), uid(self))
+    }
+    fn to_address(&self) -> EndpointAddress {
+        self.clone()
+    }
+}
+
+impl AddressLike for PodAddr<'_> {
+    fn key(&self) -> (&str, &str) {
+        (self.ip, self.uid)
+    }
+    fn to_address(&self) -> EndpointAddress {
+        EndpointAddress {
+            ip: self.ip.to_string(),
+            node_name: Some(self.node_name.to_string()),
+            target_ref: Some(ObjectReference {
+                kind: Some("Pod".into()),
+                namespace: Some(self.namespace.to_string()),
+                name: Some(self.name.to_string()),
+                uid: Some(self.uid.to_string()),
+                ..Default::default()
+            }),
+            hostname: self.hostname.map(str::to_string),
+        }
+    }
 }
 
 fn uid(a: &EndpointAddress) -> &str {
@@ -87,17 +136,17 @@ pub fn repack_subsets(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
 
 /// The repacking itself, over (port or the port-less sentinel, address, ready) in input order. Works
 /// on borrowed keys; each address and port is copied once, into the result.
-fn repack<'a>(entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a EndpointAddress, bool)>) -> Vec<EndpointSubset> {
-    type Addrs<'a> = BTreeMap<(&'a str, &'a str), (&'a EndpointAddress, bool)>;
+fn repack<'a, A: AddressLike + 'a>(entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a A, bool)>) -> Vec<EndpointSubset> {
+    type Addrs<'a, A> = BTreeMap<(&'a str, &'a str), (&'a A, bool)>;
     // port (None = the port-less sentinel) → address key → (address, ready)
-    let mut by_port: BTreeMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a>)> = BTreeMap::new();
+    let mut by_port: BTreeMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a, A>)> = BTreeMap::new();
     for (port, a, r) in entries {
         let entry = by_port.entry(port.map(port_key)).or_insert_with(|| (port, BTreeMap::new()));
-        entry.1.entry((a.ip.as_str(), uid(a))).and_modify(|slot| slot.1 |= r).or_insert((a, r));
+        entry.1.entry(a.key()).and_modify(|slot| slot.1 |= r).or_insert((a, r));
     }
     // Group ports by their exact (address, ready) set.
-    type Group<'a> = (Vec<&'a EndpointPort>, Vec<&'a EndpointAddress>, Vec<&'a EndpointAddress>);
-    let mut groups: BTreeMap<Vec<((&'a str, &'a str), bool)>, Group<'a>> = BTreeMap::new();
+    type Group<'a, A> = (Vec<&'a EndpointPort>, Vec<&'a A>, Vec<&'a A>);
+    let mut groups: BTreeMap<Vec<((&'a str, &'a str), bool)>, Group<'a, A>> = BTreeMap::new();
     for (_, (port, addrs)) in by_port {
         let sig: Vec<((&str, &str), bool)> = addrs.iter().map(|(k, (_, r))| (*k, *r)).collect();
         let g = groups.entry(sig).or_insert_with(|| {
@@ -109,15 +158,15 @@ fn repack<'a>(entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a Endpo
             g.0.push(p);
         }
     }
-    let first = |g: &Group<'a>| g.1.iter().chain(g.2.iter()).next().map(|a| (a.ip.as_str(), uid(a)));
-    let mut grouped: Vec<Group<'a>> = groups.into_values().collect();
+    let first = |g: &Group<'a, A>| g.1.iter().chain(g.2.iter()).next().map(|a| a.key());
+    let mut grouped: Vec<Group<'a, A>> = groups.into_values().collect();
     for g in grouped.iter_mut() {
         g.0.sort_by(|a, b| port_key(a).cmp(&port_key(b)));
     }
     grouped.sort_by(|a, b| {
         first(a).cmp(&first(b)).then_with(|| a.0.iter().map(|p| port_key(p)).cmp(b.0.iter().map(|p| port_key(p))))
     });
-    let owned = |v: Vec<&EndpointAddress>| (!v.is_empty()).then(|| v.into_iter().cloned().collect());
+    let owned = |v: Vec<&A>| (!v.is_empty()).then(|| v.into_iter().map(|a| a.to_address()).collect());
     grouped
         .into_iter()
         .map(|(ports, ready, not_ready)| EndpointSubset {
@@ -133,7 +182,7 @@ pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<Endp
     let publish = pods::publish_not_ready(svc);
     let ports: &[ServicePort] = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
     // (address, ready, the ports it serves: None is the port-less sentinel of a headless Service)
-    let mut per_pod: Vec<(EndpointAddress, bool, Vec<Option<EndpointPort>>)> = Vec::new();
+    let mut per_pod: Vec<(PodAddr, bool, Vec<Option<EndpointPort>>)> = Vec::new();
     for pod in pods_in {
         let pod = pod.borrow();
         if !pods::should_be_in_endpoints(pod, publish) {
@@ -142,7 +191,7 @@ pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<Endp
         if ports.is_empty() && !pods::is_headless(svc) {
             continue;
         }
-        let Some(addr) = pod_address(svc, pod) else { continue };
+        let Some(addr) = pod_addr(svc, pod) else { continue };
         let ready = publish || pods::is_ready(pod);
         let served: Vec<Option<EndpointPort>> = if ports.is_empty() {
             vec![None]

@@ -156,6 +156,18 @@ impl Reconciler {
         existing: &[EndpointSlice],
         trigger_time: Option<&str>,
     ) -> ReconcileResult {
+        self.reconcile_slices(svc, pods, nodes, existing.iter(), trigger_time)
+    }
+
+    /// `reconcile_at` over borrowed existing slices (the simulation passes its informer's objects).
+    pub fn reconcile_slices<'s, P: Borrow<Pod>, N: Borrow<Node>>(
+        &mut self,
+        svc: &Service,
+        pods: &[P],
+        nodes: &[N],
+        existing: impl IntoIterator<Item = &'s EndpointSlice>,
+        trigger_time: Option<&str>,
+    ) -> ReconcileResult {
         let node_map: BTreeMap<&str, &Node> = nodes
             .iter()
             .map(|n| n.borrow())

@@ -34,7 +34,7 @@ pub type TrackedSlices = BTreeMap<String, Tracked>;
 ///
 /// A listed slice with a *newer* generation than the tracked one is fine (someone else wrote it
 /// after the controller did), and so is a listed slice the tracker has never seen.
-pub fn stale(tracked: Option<&TrackedSlices>, listed: &[EndpointSlice]) -> bool {
+pub fn stale<'a>(tracked: Option<&TrackedSlices>, listed: impl IntoIterator<Item = &'a EndpointSlice>) -> bool {
     let Some(tracked) = tracked else { return false };
     let mut seen = std::collections::BTreeSet::new();
     for s in listed {

@@ -223,8 +223,8 @@ impl SliceTracker {
     }
 
     /// §2.3 stale-cache check against the slices listed from the informer.
-    fn stale(&self, svc: &str, listed: &[EndpointSlice]) -> bool {
-        crate::controller::tracker::stale(self.by_service.get(svc), listed)
+    fn stale(&self, svc: &str, listed: &[&EndpointSlice]) -> bool {
+        crate::controller::tracker::stale(self.by_service.get(svc), listed.iter().copied())
     }
 
     fn newer_or_untracked(&self, svc: &str, slice: &EndpointSlice) -> bool {
@@ -764,7 +764,7 @@ impl Sim {
         let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
             inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let slices: Vec<EndpointSlice> = inf
+        let slices: Vec<&EndpointSlice> = inf
             .list(Kind::EndpointSlice)
             .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
             .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
@@ -774,7 +774,6 @@ impl Sim {
                     && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
                         == Some(crate::controller::CONTROLLER_NAME)
             })
-            .cloned()
             .collect();
         let stale = self.controller.tracker.stale(key, &slices);
         let max = self.config.max_endpoints_per_slice;
@@ -783,7 +782,7 @@ impl Sim {
         } else {
             let rec = &mut self.controller.reconciler;
             rec.options.max_endpoints_per_slice = max;
-            Some(rec.reconcile(&svc, &pods, &nodes, &slices))
+            Some(rec.reconcile_slices(&svc, &pods, &nodes, slices.iter().copied(), None))
         };
         self.controller.syncs += 1;
         let Some(result) = result else {
@@ -812,8 +811,9 @@ impl Sim {
         let inf = &self.controller.informer;
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let current = match inf.objects.get(&(Kind::Endpoints, key.to_string())).map(|o| &**o) {
-            Some(Obj::Endpoints(e)) => Some(e.clone()),
+        let current_obj = inf.objects.get(&(Kind::Endpoints, key.to_string())).cloned();
+        let current = match current_obj.as_deref() {
+            Some(Obj::Endpoints(e)) => Some(e),
             _ => None,
         };
         let at = self.now + self.config.api_latency_ms;
@@ -826,7 +826,7 @@ impl Sim {
                     .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
                     .filter(|p| !sel.is_empty() && crate::controller::pods::selector_matches(sel, p.metadata.labels.as_ref()))
                     .collect();
-                let (verb, obj) = match endpoints::sync(Some(svc), &pods, current.as_ref()) {
+                let (verb, obj) = match endpoints::sync(Some(svc), &pods, current) {
                     endpoints::EndpointsWrite::Create(e) => ("create", e),
                     endpoints::EndpointsWrite::Update(e) => ("update", e),
                     _ => return,
@@ -850,7 +850,7 @@ impl Sim {
                     })
                     .cloned()
                     .collect();
-                let r = mirroring::sync(Some(svc), Some(&ep), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
+                let r = mirroring::sync(Some(svc), Some(ep), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
                 for c in r.calls {
                     let verb = match c.verb {
                         crate::controller::reconciler::Verb::Create => "create",
