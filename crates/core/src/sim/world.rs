@@ -358,8 +358,8 @@ struct Live {
 }
 
 /// The workload's live pods (not terminating, not failed), oldest first: (key, what the sync needs).
-fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, Live)> {
-    let mut v: Vec<(String, Live)> = sim
+fn live_pods<'a>(sim: &'a Sim, wl: &str) -> Vec<(&'a str, Live)> {
+    let mut v: Vec<(&str, Live)> = sim
         .world
         .pods
         .iter()
@@ -370,7 +370,7 @@ fn live_pods(sim: &Sim, wl: &str) -> Vec<(String, Live)> {
                 return None;
             }
             let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
-            Some((k.clone(), live))
+            Some((k.as_str(), live))
         })
         .collect();
     v.sort_by_key(|(_, rt)| rt.created_seq);
@@ -385,30 +385,44 @@ pub(crate) fn request_workload_sync(sim: &mut Sim, wl: &str) {
     }
 }
 
+/// What one workload sync decided: pods to create (and why), pods to delete gracefully (and why).
+struct WorkloadPlan {
+    create: usize,
+    create_cause: String,
+    delete: Vec<String>,
+    delete_cause: String,
+}
+
 /// The ReplicaSet/Deployment controllers in one: keep `replicas` pods, rolling out a new version
 /// within maxSurge / maxUnavailable.
 pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
     sim.world.sync_pending.remove(wl);
-    let Some(rt) = sim.world.workloads.get(wl).cloned() else { return };
+    let Some(rt) = sim.world.workloads.get(wl) else { return };
+    let plan = plan_workload(sim, wl, rt);
+    for _ in 0..plan.create {
+        create_pod(sim, wl, &plan.create_cause);
+    }
+    for k in plan.delete {
+        delete_pod_gracefully(sim, &k, &plan.delete_cause);
+    }
+}
+
+fn plan_workload(sim: &Sim, wl: &str, rt: &WorkloadRt) -> WorkloadPlan {
     let live = live_pods(sim, wl);
     let desired = rt.replicas as usize;
     let (new, old): (Vec<_>, Vec<_>) = live.iter().partition(|(_, p)| p.version == rt.version);
     let cause = format!("workload {wl}: {} live, {desired} desired", live.len());
     if old.is_empty() {
+        let mut plan = WorkloadPlan { create: 0, create_cause: cause.clone(), delete: Vec::new(), delete_cause: cause };
         if live.len() < desired {
-            for _ in live.len()..desired {
-                create_pod(sim, wl, &cause);
-            }
+            plan.create = desired - live.len();
         } else if live.len() > desired {
             // Scale down: pods not yet running first, then not ready, then the newest.
-            let mut victims: Vec<&(String, Live)> = live.iter().collect();
+            let mut victims: Vec<&(&str, Live)> = live.iter().collect();
             victims.sort_by_key(|(_, rt)| (rt.running, rt.ready, std::cmp::Reverse(rt.created_seq)));
-            let keys: Vec<String> = victims.iter().take(live.len() - desired).map(|(k, _)| k.clone()).collect();
-            for k in keys {
-                delete_pod_gracefully(sim, &k, &cause);
-            }
+            plan.delete = victims.iter().take(live.len() - desired).map(|(k, _)| k.to_string()).collect();
         }
-        return;
+        return plan;
     }
     let pct = |n: usize, up: bool| if up { (n * 25).div_ceil(100) } else { n * 25 / 100 };
     let mut surge = rt.spec.max_surge.map(|v| v as usize).unwrap_or_else(|| pct(desired, true));
@@ -418,13 +432,10 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
     }
     let can_create = (desired + surge).saturating_sub(live.len()).min(desired.saturating_sub(new.len()));
     let rollout_cause = format!("rolling update of {wl} to v{}", rt.version);
-    for _ in 0..can_create {
-        create_pod(sim, wl, &rollout_cause);
-    }
     let ready = live.iter().filter(|(_, p)| p.ready).count();
     let min_available = desired.saturating_sub(unavailable);
     let mut removable = ready.saturating_sub(min_available);
-    let mut victims: Vec<&(String, Live)> = old.clone();
+    let mut victims: Vec<&(&str, Live)> = old.clone();
     victims.sort_by_key(|(_, rt)| (rt.ready, rt.created_seq));
     let excess_total = (live.len() + can_create).saturating_sub(desired);
     let mut keys = Vec::new();
@@ -433,15 +444,13 @@ pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
             break;
         }
         if !p.ready {
-            keys.push(k.clone());
+            keys.push(k.to_string());
         } else if removable > 0 {
             removable -= 1;
-            keys.push(k.clone());
+            keys.push(k.to_string());
         }
     }
-    for k in keys {
-        delete_pod_gracefully(sim, &k, &rollout_cause);
-    }
+    WorkloadPlan { create: can_create, create_cause: rollout_cause.clone(), delete: keys, delete_cause: rollout_cause }
 }
 
 fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
