@@ -2,7 +2,7 @@
 //! simulation lives in the core; this file turns clicks and keys into actions and seeks, and the
 //! core's views into HTML.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -31,6 +31,9 @@ const MAX_FRAME_GAP_MS: f64 = 250.0;
 const SIM_BUDGET_MS: f64 = 8.0;
 /// Pods or endpoints drawn one by one up to this many; past it, as proportions.
 pub const DETAIL_LIMIT: usize = 2000;
+/// Past this many Pods (or endpoints) drawn one by one, tokens change without animating (a deleted
+/// Pod still fades out): hundreds of tokens animating at once cost more than a frame.
+pub const ANIMATE_LIMIT: usize = 300;
 
 /// A subtree that is rebuilt and diffed only when its stamp changes.
 #[derive(Properties, Clone)]
@@ -258,6 +261,8 @@ pub struct App {
     last_url_write: f64,
     announce: String,
     charts_drawn: RefCell<(u64, f64, usize)>,
+    /// While playing: the next chart is to be drawn at the start of the next frame.
+    chart_due: Cell<bool>,
     chart_refs: charts::Refs,
     /// Wall milliseconds the last view took (renders are paced by it while playing).
     view_cost: std::cell::Cell<f64>,
@@ -298,6 +303,16 @@ fn default_end(sc: &Scenario, actions: &[slicelab_core::sim::scenario::TimedActi
 }
 
 impl App {
+    /// The chart `rendered` left for this frame, drawn before the frame changes the page.
+    fn draw_due_chart(&self) {
+        if !self.chart_due.replace(false) || !self.panels.contains(&Panel::Charts) {
+            return;
+        }
+        let next = self.charts_drawn.borrow().2;
+        charts::draw_one(&self.chart_refs, &self.tl.current, next);
+        *self.charts_drawn.borrow_mut() = (self.now(), perf_now(), (next + 1) % charts::COUNT);
+    }
+
     /// Build the timeline for a link; a bad link falls back to the default scenario with a message.
     fn build(shared: Shared) -> (Timeline, Shared, Option<String>) {
         match shared
@@ -576,6 +591,7 @@ impl Component for App {
             last_url_write: 0.0,
             announce: String::new(),
             charts_drawn: RefCell::new((u64::MAX, 0.0, 0)),
+            chart_due: Cell::new(false),
             chart_refs: charts::Refs::default(),
             view_cost: std::cell::Cell::new(0.0),
             scenarios: Scenario::builtin()
@@ -615,6 +631,7 @@ impl Component for App {
         let changed = match msg {
             Msg::Frame(ts) => {
                 self.raf = None;
+                self.draw_due_chart();
                 let scrubbed = self.scrub_to.is_some();
                 if let Some(t) = self.scrub_to.take() {
                     Component::update(self, ctx, Msg::Seek(t));
@@ -884,14 +901,15 @@ impl Component for App {
         if self.panels.contains(&Panel::Charts) {
             // Paused: every chart at once. Playing: one chart per render, at most five a second.
             let now = perf_now();
-            let (t_drawn, wall, next) = *self.charts_drawn.borrow();
+            let (t_drawn, wall, _) = *self.charts_drawn.borrow();
             if t_drawn != self.now() {
                 if t_drawn == u64::MAX || !self.playing {
                     charts::draw(&self.chart_refs, &self.tl.current);
                     *self.charts_drawn.borrow_mut() = (self.now(), now, 0);
                 } else if now - wall > 200.0 {
-                    charts::draw_one(&self.chart_refs, &self.tl.current, next);
-                    *self.charts_drawn.borrow_mut() = (self.now(), now, (next + 1) % charts::COUNT);
+                    // Drawn at the start of the next frame, before anything changes the page:
+                    // drawing text needs the page's style, and here it is not computed yet.
+                    self.chart_due.set(true);
                 }
             }
         } else {
@@ -901,6 +919,7 @@ impl Component for App {
     }
 
     fn destroy(&mut self, ctx: &Context<Self>) {
+        self.chart_due.set(false);
         self.stop_frames();
         if let Some(cb) = self.keys.take() {
             if let Some(d) = window().and_then(|w| w.document()) {
@@ -1198,7 +1217,7 @@ impl App {
                     }) }
                 </ul>
                 { if compact { html! { <p class="note">{ format!("{total} Pods: each node shows how many of its Pods are in each state (tokens are drawn up to {DETAIL_LIMIT} Pods).") }</p> } } else { html! {} } }
-                <div class="zones" onclick={pod_click(ctx)} style={format!("grid-template-columns: repeat({}, minmax(0, 1fr))", zones.len().max(1))}>
+                <div class={classes!("zones", (total > ANIMATE_LIMIT).then_some("busy"))} onclick={pod_click(ctx)} style={format!("grid-template-columns: repeat({}, minmax(0, 1fr))", zones.len().max(1))}>
                     { for zones.iter().map(|z| html! {
                         <div class="zone" key={z.name.clone()}>
                             <h3>{ z.name.clone() }</h3>
@@ -1207,7 +1226,7 @@ impl App {
                     }) }
                 </div>
                 { if unscheduled.is_empty() { html! {} } else { html! {
-                    <div class="unscheduled">
+                    <div class={classes!("unscheduled", (total > ANIMATE_LIMIT).then_some("busy"))}>
                         <h3>{ format!("Not scheduled yet ({})", unscheduled.len()) }</h3>
                         <div class="pods" onclick={pod_click(ctx)}>{ for unscheduled.iter().map(|p| self.view_pod(ctx, p)) }</div>
                     </div>
@@ -1328,7 +1347,7 @@ impl App {
                     html! {
                         <div class="family">
                             <h3>{ format!("{fam} slices: {} holding {n} endpoints", slices.len()) }</h3>
-                            <ul class="slices">{ for slices.iter().map(|s| self.slice_bar_memo(s, max, detail)) }</ul>
+                            <ul class={classes!("slices", (n > ANIMATE_LIMIT).then_some("busy"))}>{ for slices.iter().map(|s| self.slice_bar_memo(s, max, detail)) }</ul>
                         </div>
                     }
                 }) }

@@ -3,7 +3,6 @@
 //! legacy Endpoints object against EndpointSlices.
 
 use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
 use slicelab_core::sim::Sim;
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
@@ -79,10 +78,128 @@ const PURPLE: RGBColor = RGBColor(204, 121, 167);
 const SKY: RGBColor = RGBColor(86, 180, 233);
 
 /// The canvas behind `r`, cleared, and the colours of its theme.
-fn area(r: &NodeRef) -> Option<(DrawingArea<CanvasBackend, plotters::coord::Shift>, Palette)> {
+mod canvas {
+    use plotters::prelude::DrawingBackend;
+    use plotters_backend::{
+        BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
+    };
+    use plotters_canvas::CanvasBackend;
+    use web_sys::HtmlCanvasElement;
+
+    /// plotters-canvas with one change: text is measured with the canvas's own `measureText`. The
+    /// default measures by putting the text in the page and reading its size, which forces the browser
+    /// to lay out the whole page (with a thousand Pods on it, the longest part of a frame).
+    pub struct Canvas {
+        inner: CanvasBackend,
+        context: web_sys::CanvasRenderingContext2d,
+    }
+
+    impl Canvas {
+        pub fn new(canvas: HtmlCanvasElement) -> Option<Canvas> {
+            use wasm_bindgen::JsCast;
+            let context = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+            Some(Canvas {
+                inner: CanvasBackend::with_canvas_object(canvas)?,
+                context,
+            })
+        }
+    }
+
+    type Drawn = Result<(), DrawingErrorKind<<CanvasBackend as DrawingBackend>::ErrorType>>;
+
+    impl DrawingBackend for Canvas {
+        type ErrorType = <CanvasBackend as DrawingBackend>::ErrorType;
+
+        fn get_size(&self) -> (u32, u32) {
+            self.inner.get_size()
+        }
+        fn ensure_prepared(&mut self) -> Drawn {
+            self.inner.ensure_prepared()
+        }
+        fn present(&mut self) -> Drawn {
+            self.inner.present()
+        }
+        fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Drawn {
+            self.inner.draw_pixel(point, color)
+        }
+        fn draw_line<S: BackendStyle>(
+            &mut self,
+            from: BackendCoord,
+            to: BackendCoord,
+            style: &S,
+        ) -> Drawn {
+            self.inner.draw_line(from, to, style)
+        }
+        fn draw_rect<S: BackendStyle>(
+            &mut self,
+            ul: BackendCoord,
+            br: BackendCoord,
+            style: &S,
+            fill: bool,
+        ) -> Drawn {
+            self.inner.draw_rect(ul, br, style, fill)
+        }
+        fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+            &mut self,
+            path: I,
+            style: &S,
+        ) -> Drawn {
+            self.inner.draw_path(path, style)
+        }
+        fn draw_circle<S: BackendStyle>(
+            &mut self,
+            c: BackendCoord,
+            r: u32,
+            style: &S,
+            fill: bool,
+        ) -> Drawn {
+            self.inner.draw_circle(c, r, style, fill)
+        }
+        fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+            &mut self,
+            vert: I,
+            style: &S,
+        ) -> Drawn {
+            self.inner.fill_polygon(vert, style)
+        }
+        fn draw_text<T: BackendTextStyle>(
+            &mut self,
+            text: &str,
+            style: &T,
+            pos: BackendCoord,
+        ) -> Drawn {
+            self.inner.draw_text(text, style, pos)
+        }
+        fn estimate_text_size<T: BackendTextStyle>(
+            &self,
+            text: &str,
+            style: &T,
+        ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
+            self.context.set_font(&format!(
+                "{} {}px {}",
+                style.style().as_str(),
+                style.size(),
+                style.family().as_str()
+            ));
+            let width = self
+                .context
+                .measure_text(text)
+                .map(|m| m.width())
+                .unwrap_or(0.0);
+            // The line box the page would give the text.
+            Ok((width.ceil() as u32, (style.size() * 1.2).ceil() as u32))
+        }
+        fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> Drawn {
+            self.inner.blit_bitmap(pos, size, src)
+        }
+    }
+}
+use canvas::Canvas;
+
+fn area(r: &NodeRef) -> Option<(DrawingArea<Canvas, plotters::coord::Shift>, Palette)> {
     let canvas = r.cast::<HtmlCanvasElement>()?;
     let pal = palette(&canvas);
-    let root = CanvasBackend::with_canvas_object(canvas)?.into_drawing_area();
+    let root = Canvas::new(canvas)?.into_drawing_area();
     let _ = root.fill(&pal.bg);
     Some((root, pal))
 }
@@ -104,8 +221,9 @@ fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
         * 1.1;
     let chart = ChartBuilder::on(&root)
         .margin(8)
+        .margin_right(18)
         .caption(title, ("sans-serif", 13).into_font().color(&pal.fg))
-        .x_label_area_size(28)
+        .x_label_area_size(38)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..xmax, 0.0..ymax);
     let Ok(mut chart) = chart else { return };
@@ -147,8 +265,9 @@ fn bars(r: &NodeRef, title: &str, values: &[u64]) {
     let ymax = values.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
     let Ok(mut chart) = ChartBuilder::on(&root)
         .margin(8)
+        .margin_right(18)
         .caption(title, ("sans-serif", 13).into_font().color(&pal.fg))
-        .x_label_area_size(28)
+        .x_label_area_size(38)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..n as f64, 0.0..ymax)
     else {

@@ -105,7 +105,14 @@ impl Obj {
 
 pub fn key_of(m: &ObjectMeta) -> String {
     match m.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("{ns}/{}", m.name.as_deref().unwrap_or("")),
+        Some(ns) if !ns.is_empty() => {
+            let name = m.name.as_deref().unwrap_or("");
+            let mut k = String::with_capacity(ns.len() + 1 + name.len());
+            k.push_str(ns);
+            k.push('/');
+            k.push_str(name);
+            k
+        }
         _ => m.name.clone().unwrap_or_default(),
     }
 }

@@ -227,7 +227,18 @@ fn pod_view(p: &Pod, node_failed: bool) -> PodView {
         node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
         ips,
         state: pod_state(p, node_failed),
-        labels: p.metadata.labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        labels: {
+            let mut out = String::new();
+            for (k, v) in p.metadata.labels.iter().flatten() {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+            }
+            out
+        },
     }
 }
 
@@ -470,9 +481,13 @@ impl Sim {
                 if ps.info.name.namespace != ns || ps.info.name.name != name {
                     continue;
                 }
-                let cluster: Vec<usize> = ps.cat.cluster.clone().unwrap_or_default();
-                let local: Vec<usize> = ps.cat.local.clone().unwrap_or_default();
-                let usable_set = if ps.info.internal_policy_local { &local } else { &cluster };
+                let usable_set = if ps.info.internal_policy_local { &ps.cat.local } else { &ps.cat.cluster };
+                let mut usable = vec![false; ps.endpoints.len()];
+                for &i in usable_set.iter().flatten() {
+                    if let Some(u) = usable.get_mut(i) {
+                        *u = true;
+                    }
+                }
                 let endpoints = ps
                     .endpoints
                     .iter()
@@ -483,7 +498,7 @@ impl Sim {
                         ready: e.ready,
                         serving: e.serving,
                         terminating: e.terminating,
-                        usable: usable_set.contains(&i),
+                        usable: usable[i],
                     })
                     .collect();
                 let mut note = Vec::new();
