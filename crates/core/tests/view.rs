@@ -28,6 +28,35 @@ fn the_cluster_view_holds_every_pod_once_on_its_node() {
 }
 
 #[test]
+fn a_counted_cluster_view_counts_what_the_listed_one_lists() {
+    // Mid-scale-up and during a node failure: pending, not ready, ready, terminating and failed Pods.
+    for (id, t) in [("scale-0-350-0", 8_000), ("node-failure-3-zones", 75_000), ("rolling-update-250", 70_000)] {
+        let s = sim(id, t);
+        let (listed, unscheduled) = s.cluster_view();
+        let (counted, none, unscheduled_states) = s.cluster_view_counted(false);
+        assert!(none.is_empty(), "{id}");
+        let by_state = |pods: &[slicelab_core::sim::view::PodView]| {
+            let mut c = [0usize; 5];
+            for p in pods {
+                c[p.state as usize] += 1;
+            }
+            c
+        };
+        assert_eq!(unscheduled_states, by_state(&unscheduled), "{id}");
+        for (lz, cz) in listed.iter().zip(&counted) {
+            for (ln, cn) in lz.nodes.iter().zip(&cz.nodes) {
+                assert_eq!(ln.name, cn.name);
+                assert!(cn.pods.is_empty() && cn.gone.is_empty(), "{id}: a counted view lists no Pod");
+                assert_eq!(cn.states, by_state(&ln.pods), "{id} {}", ln.name);
+                assert_eq!(ln.states, cn.states, "{id}: the listed view counts too");
+            }
+        }
+        let total: usize = counted.iter().flat_map(|z| &z.nodes).flat_map(|n| n.states).sum::<usize>() + unscheduled_states.iter().sum::<usize>();
+        assert_eq!(total, s.api.pods().count(), "{id}");
+    }
+}
+
+#[test]
 fn the_service_view_shows_the_slices_and_their_last_write() {
     let mut s = sim("scale-0-350-0", 30_000);
     let key = s.service_keys()[0].clone();

@@ -1186,22 +1186,19 @@ impl App {
     }
 
     fn view_cluster(&self, ctx: &Context<Self>) -> Html {
-        let (zones, unscheduled) = self.tl.current.cluster_view();
-        let counts = {
-            let mut c = [0usize; 5];
-            for p in zones
-                .iter()
-                .flat_map(|z| &z.nodes)
-                .flat_map(|n| &n.pods)
-                .chain(&unscheduled)
-            {
-                c[p.state as usize] += 1;
-            }
-            c
-        };
-        let total: usize = counts.iter().sum();
-        // Past this many Pods, each node shows its mix of states instead of one token per Pod.
+        let total = self.tl.current.api.pods().count();
+        // Past this many Pods, each node shows its mix of states instead of one token per Pod
+        // (and the Pods are only counted, not listed).
         let compact = total > DETAIL_LIMIT;
+        let (zones, unscheduled, unscheduled_states) =
+            self.tl.current.cluster_view_counted(!compact);
+        let mut counts = unscheduled_states;
+        for n in zones.iter().flat_map(|z| &z.nodes) {
+            for (c, k) in counts.iter_mut().zip(n.states) {
+                *c += k;
+            }
+        }
+        let unscheduled_total: usize = unscheduled_states.iter().sum();
         let legend = [
             PodState::Pending,
             PodState::NotReady,
@@ -1225,10 +1222,12 @@ impl App {
                         </div>
                     }) }
                 </div>
-                { if unscheduled.is_empty() { html! {} } else { html! {
+                { if unscheduled_total == 0 { html! {} } else { html! {
                     <div class={classes!("unscheduled", (total > ANIMATE_LIMIT).then_some("busy"))}>
-                        <h3>{ format!("Not scheduled yet ({})", unscheduled.len()) }</h3>
-                        <div class="pods" onclick={pod_click(ctx)}>{ for unscheduled.iter().map(|p| self.view_pod(ctx, p)) }</div>
+                        <h3>{ format!("Not scheduled yet ({unscheduled_total})") }</h3>
+                        { if compact { mix_bar(&unscheduled_states) } else { html! {
+                            <div class="pods" onclick={pod_click(ctx)}>{ for unscheduled.iter().map(|p| self.view_pod(ctx, p)) }</div>
+                        } } }
                     </div>
                 } } }
             </>
@@ -1289,7 +1288,7 @@ impl App {
                     <span class="node-name">{ n.name.clone() }</span>
                     { for badges.iter().map(|(c, t)| html! { <span class={classes!("badge", *c)}>{ *t }</span> }) }
                 </div>
-                { if compact { mix_bar(&n.pods) } else { html! {
+                { if compact { mix_bar(&n.states) } else { html! {
                     <div class="pods">
                         { for n.pods.iter().map(|p| self.view_pod(ctx, p)) }
                         { for n.gone.iter().map(view_gone_pod) }
@@ -1998,12 +1997,9 @@ fn view_gone_pod(p: &PodView) -> Html {
 }
 
 /// A node's Pods as a bar of state proportions (large clusters).
-fn mix_bar(pods: &[PodView]) -> Html {
-    let mut c = [0usize; 5];
-    for p in pods {
-        c[p.state as usize] += 1;
-    }
-    let n = pods.len().max(1);
+fn mix_bar(c: &[usize; 5]) -> Html {
+    let total: usize = c.iter().sum();
+    let n = total.max(1);
     let states = [
         PodState::Ready,
         PodState::NotReady,
@@ -2018,11 +2014,11 @@ fn mix_bar(pods: &[PodView]) -> Html {
         .collect::<Vec<_>>()
         .join(", ");
     html! {
-        <div class="mix" data-testid="node-mix" role="img" aria-label={format!("{} pods: {text}", pods.len())} title={text.clone()}>
+        <div class="mix" data-testid="node-mix" role="img" aria-label={format!("{total} pods: {text}")} title={text.clone()}>
             { for states.iter().filter(|s| c[**s as usize] > 0).map(|s| html! {
                 <span class={classes!("seg", s.class())} style={format!("width:{:.3}%", 100.0 * c[*s as usize] as f64 / n as f64)}></span>
             }) }
-            <span class="mix-count">{ pods.len() }</span>
+            <span class="mix-count">{ total }</span>
         </div>
     }
 }

@@ -75,6 +75,9 @@ pub struct NodeView {
     /// Its kube-proxy has not programmed the slices the API server holds now.
     pub stale: bool,
     pub synced_at: Option<u64>,
+    /// How many of its Pods are in each state (indexed by `PodState as usize`); always filled.
+    pub states: [usize; 5],
+    /// Its Pods one by one (empty in a counted view, see `Sim::cluster_view_counted`).
     pub pods: Vec<PodView>,
     /// Pods deleted from this node within the last `FLASH_MS`, as they last were: the page fades
     /// them out. Not counted anywhere else.
@@ -186,6 +189,13 @@ pub struct ConnView {
 /// How long (virtual ms) a write stays highlighted.
 pub const FLASH_MS: u64 = 1500;
 
+/// A name split at its trailing number, so names sort as a reader counts (`node-2` < `node-10`).
+fn natural_key(name: &str) -> (&str, u64, &str) {
+    let head = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &name[head.len()..];
+    (head, digits.parse().unwrap_or(0), digits)
+}
+
 fn pod_state(p: &Pod, node_failed: bool) -> PodState {
     let status = p.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
@@ -282,8 +292,15 @@ impl Sim {
 
     /// Zones as columns, nodes in them, Pods on them; Pods not yet scheduled are in `unscheduled`.
     pub fn cluster_view(&self) -> (Vec<ZoneView>, Vec<PodView>) {
-        let mut zones: BTreeMap<String, Vec<NodeView>> = BTreeMap::new();
-        let mut index: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let (zones, unscheduled, _) = self.cluster_view_counted(true);
+        (zones, unscheduled)
+    }
+
+    /// The cluster view with Pods listed one by one (`detail`) or only counted per node: a large
+    /// cluster is drawn as counts, and listing ten thousand Pods on every frame costs more than the
+    /// frame. Also returns the unscheduled Pods' counts by state (listed only with `detail`).
+    pub fn cluster_view_counted(&self, detail: bool) -> (Vec<ZoneView>, Vec<PodView>, [usize; 5]) {
+        let mut by_zone: BTreeMap<String, Vec<NodeView>> = BTreeMap::new();
         for n in self.api.nodes() {
             let name = n.metadata.name.clone().unwrap_or_default();
             let zone = n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ZONE)).cloned().unwrap_or_else(|| "(no zone)".into());
@@ -303,36 +320,60 @@ impl Sim {
                 watch_cut: proxy.is_some_and(|p| !p.informer.connected),
                 stale: self.proxy_stale(&name),
                 synced_at: proxy.and_then(|p| p.synced_at),
+                states: [0; 5],
                 pods: Vec::new(),
                 gone: Vec::new(),
             };
-            let list = zones.entry(zone.clone()).or_default();
-            index.insert(name, (zone, list.len()));
-            list.push(v);
+            by_zone.entry(zone).or_default().push(v);
         }
+        for nodes in by_zone.values_mut() {
+            // node-2 before node-10, as a reader counts.
+            nodes.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+        }
+        let mut zones: Vec<ZoneView> = by_zone.into_iter().map(|(name, nodes)| ZoneView { name, nodes }).collect();
+        // node name → (zone, node) positions: one hash lookup per Pod.
+        let index: rustc_hash::FxHashMap<String, (usize, usize)> = zones
+            .iter()
+            .enumerate()
+            .flat_map(|(zi, z)| z.nodes.iter().enumerate().map(move |(ni, n)| (n.name.clone(), (zi, ni))))
+            .collect();
         let mut unscheduled = Vec::new();
+        let mut unscheduled_states = [0; 5];
         for p in self.api.pods() {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
-            let failed = node.as_ref().and_then(|n| self.world.nodes.get(n)).is_some_and(|r| r.failed);
-            let v = pod_view(p, failed);
-            match node.and_then(|n| index.get(&n).cloned()).and_then(|(z, i)| zones.get_mut(&z)?.get_mut(i)) {
-                Some(n) => n.pods.push(v),
-                None => unscheduled.push(v),
+            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let slot = node.and_then(|n| index.get(n)).map(|&(zi, ni)| &mut zones[zi].nodes[ni]);
+            let failed = match &slot {
+                Some(n) => n.failed,
+                None => node.and_then(|n| self.world.nodes.get(n)).is_some_and(|r| r.failed),
+            };
+            let state = pod_state(p, failed);
+            match slot {
+                Some(n) => {
+                    n.states[state as usize] += 1;
+                    if detail {
+                        n.pods.push(pod_view(p, failed));
+                    }
+                }
+                None => {
+                    unscheduled_states[state as usize] += 1;
+                    if detail {
+                        unscheduled.push(pod_view(p, failed));
+                    }
+                }
             }
         }
-        for (_, o) in self.recently_gone() {
+        for (_, o) in self.recently_gone().filter(|_| detail) {
             let Obj::Pod(p) = &**o else { continue };
             let v = pod_view(p, false);
-            let node = v.node.as_ref().and_then(|n| index.get(n).cloned());
-            if let Some(n) = node.and_then(|(z, i)| zones.get_mut(&z)?.get_mut(i)) {
+            let node = v.node.as_ref().and_then(|n| index.get(n).copied());
+            if let Some(n) = node.map(|(zi, ni)| &mut zones[zi].nodes[ni]) {
                 // A Pod deleted and made again under the same name is shown once, alive.
                 if !n.pods.iter().any(|l| l.key == v.key) && !n.gone.iter().any(|g| g.key == v.key) {
                     n.gone.push(v);
                 }
             }
         }
-        let zones = zones.into_iter().map(|(name, nodes)| ZoneView { name, nodes }).collect();
-        (zones, unscheduled)
+        (zones, unscheduled, unscheduled_states)
     }
 
     /// Pods deleted within the last `FLASH_MS` (newest last): (time, last state).
@@ -758,5 +799,17 @@ pub mod kubectl {
     /// Keys of every object of a kind, for a picker.
     pub fn keys(sim: &Sim, kind: Kind) -> Vec<String> {
         sim.api.list(kind).map(|o| o.key()).collect()
+    }
+}
+
+#[cfg(test)]
+mod natural_order {
+    use super::natural_key;
+
+    #[test]
+    fn names_sort_as_a_reader_counts() {
+        let mut v = vec!["node-zone-a-10", "node-zone-a-2", "node-zone-a-1", "node-zone-a-0", "node-zone-b-1", "node", "node-zone-a-02"];
+        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        assert_eq!(v, ["node", "node-zone-a-0", "node-zone-a-1", "node-zone-a-02", "node-zone-a-2", "node-zone-a-10", "node-zone-b-1"]);
     }
 }
