@@ -293,6 +293,14 @@ impl ApiServer {
         self.list(Kind::Endpoints).filter_map(|o| if let Obj::Endpoints(s) = o { Some(s) } else { None })
     }
 
+    /// Every Pod with its key, sorted by key.
+    pub fn pods_by_key(&self) -> impl Iterator<Item = (&str, &Pod)> {
+        self.objects.get(&Kind::Pod).into_iter().flatten().filter_map(|(k, o)| match &**o {
+            Obj::Pod(p) => Some((k.as_str(), p)),
+            _ => None,
+        })
+    }
+
     pub fn pod(&self, key: &str) -> Option<&Pod> {
         match self.get(Kind::Pod, key) {
             Some(Obj::Pod(p)) => Some(p),

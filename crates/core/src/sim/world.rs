@@ -359,20 +359,18 @@ struct Live {
 
 /// The workload's live pods (not terminating, not failed), oldest first: (key, what the sync needs).
 fn live_pods<'a>(sim: &'a Sim, wl: &str) -> Vec<(&'a str, Live)> {
-    let mut v: Vec<(&str, Live)> = sim
-        .world
-        .pods
-        .iter()
-        .filter(|(_, rt)| rt.workload == wl)
-        .filter_map(|(k, rt)| {
-            let p = sim.api.pod(k)?;
-            if podutil::is_terminating(p) || podutil::is_terminal(p) {
-                return None;
-            }
-            let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
-            Some((k.as_str(), live))
-        })
-        .collect();
+    // Both maps are sorted by the same keys: walk them side by side (no lookup per Pod).
+    let mut api = sim.api.pods_by_key().peekable();
+    let mut v: Vec<(&str, Live)> = Vec::new();
+    for (k, rt) in &sim.world.pods {
+        while api.next_if(|(ak, _)| *ak < k.as_str()).is_some() {}
+        let Some((_, p)) = api.next_if(|(ak, _)| *ak == k.as_str()) else { continue };
+        if rt.workload != wl || podutil::is_terminating(p) || podutil::is_terminal(p) {
+            continue;
+        }
+        let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
+        v.push((k.as_str(), live));
+    }
     v.sort_by_key(|(_, rt)| rt.created_seq);
     v
 }
