@@ -216,3 +216,24 @@ fn stepping_back_uses_the_dense_snapshots_and_lands_where_a_straight_run_does() 
     let direct = run_with(&sc, 150_000, Action::Scale { workload: "web".into(), replicas: 5 }, 199_000);
     assert_eq!(tl.current.trace_hash(), direct.trace_hash());
 }
+
+#[test]
+fn a_large_cluster_keeps_fewer_snapshots_and_still_seeks_exactly() {
+    use slicelab_core::sim::timeline::Timeline;
+    // 2,000 Pods: a snapshot costs twice what it does at 1,000, so half as many are kept.
+    let mut sc = Scenario::by_id("scale-0-350-0").expect("built in");
+    sc.actions.clear();
+    let text = serde_json::to_string(&sc).expect("serializes").replace("\"replicas\":0", "\"replicas\":2000");
+    let sc = Scenario::parse(&text).expect("parses");
+    let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
+    tl.seek(150_000);
+    assert_eq!(tl.current.api.pods().count(), 2000, "the cluster grew");
+    assert!(tl.snapshot_count() <= 24, "sparse snapshots at 2,000 Pods: {}", tl.snapshot_count());
+    assert!(tl.recent_count() <= 4, "dense snapshots at 2,000 Pods: {}", tl.recent_count());
+    for t in [40_000, 149_000, 100_000] {
+        tl.seek(t);
+        let mut straight = Sim::new(&sc).expect("builds");
+        straight.run_until(t);
+        assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
+    }
+}

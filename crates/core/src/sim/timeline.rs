@@ -49,9 +49,20 @@ impl Timeline {
         self.snapshots.last().map(|s| s.now).unwrap_or(0)
     }
 
+    /// Thousands of Pods in the cluster now (at least 1): a snapshot's size grows with them.
+    fn scale(&self) -> usize {
+        (self.current.world.pods.len() / 1_000).max(1)
+    }
+
+    /// The cap on sparse snapshots: `max_snapshots` up to 1,000 Pods, fewer in larger clusters so
+    /// the memory the timeline holds stays about the same (at 10,000 Pods one snapshot is ~90 MB).
+    fn max_sparse(&self) -> usize {
+        (self.max_snapshots / self.scale()).max(4)
+    }
+
     fn take_snapshot(&mut self) {
         self.snapshots.push(self.current.clone());
-        if self.snapshots.len() > self.max_snapshots {
+        while self.snapshots.len() > self.max_sparse() {
             let mut i = 0;
             self.snapshots.retain(|_| {
                 i += 1;
@@ -61,8 +72,13 @@ impl Timeline {
         }
     }
 
-    /// How many dense snapshots are kept behind the cursor.
+    /// How many dense snapshots are kept behind the cursor (up to 1,000 Pods).
     const RECENT: usize = 8;
+
+    /// Dense snapshots kept now: fewer in larger clusters, as for the sparse ones.
+    fn max_recent(&self) -> usize {
+        (Self::RECENT / self.scale()).max(2)
+    }
 
     /// The spacing of the dense snapshots: a second, longer in large clusters (where a copy costs more).
     fn recent_every_ms(&self) -> u64 {
@@ -72,7 +88,7 @@ impl Timeline {
     /// Run forward to time `t`, taking snapshots on the way (dense ones over the last stretch).
     fn advance_to(&mut self, t: u64) {
         let every = self.recent_every_ms();
-        let dense_from = t.saturating_sub(every * Self::RECENT as u64);
+        let dense_from = t.saturating_sub(every * self.max_recent() as u64);
         if self.current.now < dense_from {
             self.advance_sparse(dense_from);
         }
@@ -85,7 +101,7 @@ impl Timeline {
             if self.current.now >= next {
                 self.recent.retain(|s| s.now < next);
                 self.recent.push(self.current.clone());
-                if self.recent.len() > Self::RECENT {
+                while self.recent.len() > self.max_recent() {
                     self.recent.remove(0);
                 }
             }
