@@ -52,6 +52,26 @@ pub fn is_ipv6_string(s: &str) -> bool {
 
 /// The canonical text of an IP as Go's `net.IP.String()` prints it; `<nil>` for a string that does not
 /// parse (what the real controller writes for such a pod IP).
+/// Already the canonical text of an IPv4 address (four decimal octets, no leading zeros): then
+/// parsing and printing it again gives it back unchanged, and both can be skipped.
+pub fn is_canonical_ipv4(s: &str) -> bool {
+    let mut n = 0;
+    for p in s.split('.') {
+        n += 1;
+        let b = p.as_bytes();
+        let ok = match b.len() {
+            1 => b[0].is_ascii_digit(),
+            2 => b[0] != b'0' && b.iter().all(u8::is_ascii_digit),
+            3 => b[0] != b'0' && b.iter().all(u8::is_ascii_digit) && p <= "255",
+            _ => false,
+        };
+        if !ok || n > 4 {
+            return false;
+        }
+    }
+    n == 4
+}
+
 pub fn canonical_ip(s: &str) -> String {
     match parse_ip_sloppy(s) {
         Some(ip) => ip.to_string(),
@@ -70,6 +90,20 @@ pub fn family_of(s: &str) -> Option<crate::IpFamily> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_canonical_ipv4_text_is_its_own_canonical_form() {
+        let mut rng = crate::rng::Rng::new(7);
+        let parts = ["0", "00", "1", "01", "9", "10", "010", "99", "100", "199", "200", "249", "250", "255", "256", "300", "999", "", "a", "1a"];
+        for _ in 0..20_000 {
+            let n = 3 + rng.below(3) as usize;
+            let s: Vec<&str> = (0..n).map(|_| parts[rng.below(parts.len() as u64) as usize]).collect();
+            let s = s.join(".");
+            let canonical = canonical_ip(&s);
+            assert_eq!(is_canonical_ipv4(&s), canonical == s, "{s} -> {canonical}");
+        }
+        assert!(is_canonical_ipv4("10.244.0.27") && !is_canonical_ipv4("10.244.0.027") && !is_canonical_ipv4("::1"));
+    }
 
     #[test]
     fn canonicalises_like_go() {

@@ -170,10 +170,15 @@ pub fn endpoint_changed(desired: &Endpoint, existing: &Endpoint) -> bool {
 pub fn endpoint_addresses(pod: &Pod, address_type: AddressType) -> Vec<String> {
     let want_v6 = address_type == AddressType::IPv6;
     pods::pod_ips(pod)
-        .filter_map(|ip| match parse_ip_sloppy(ip) {
-            Some(std::net::IpAddr::V6(a)) => want_v6.then(|| a.to_string()),
-            Some(std::net::IpAddr::V4(a)) => (!want_v6).then(|| a.to_string()),
-            None => (!want_v6).then(|| "<nil>".to_string()),
+        .filter_map(|ip| {
+            if crate::ip::is_canonical_ipv4(ip) {
+                return (!want_v6).then(|| ip.to_string());
+            }
+            match parse_ip_sloppy(ip) {
+                Some(std::net::IpAddr::V6(a)) => want_v6.then(|| a.to_string()),
+                Some(std::net::IpAddr::V4(a)) => (!want_v6).then(|| a.to_string()),
+                None => (!want_v6).then(|| "<nil>".to_string()),
+            }
         })
         .collect()
 }
