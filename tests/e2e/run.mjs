@@ -40,6 +40,15 @@ const browser = await chromium.launch({
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 
+// A full-page screenshot for review. Panels out of sight skip rendering (content-visibility), so
+// they are made visible for the capture.
+async function fullShot(page, name) {
+  const style = await page.addStyleTag({ content: '.panel { content-visibility: visible !important; }' });
+  await page.evaluate(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.screenshot({ path: path.join(shots, name), fullPage: true });
+  await style.evaluate(e => e.remove());
+}
+
 // Frame times while playing: requestAnimationFrame intervals over `ms` of wall time.
 async function frames(page, ms) {
   return page.evaluate(async (ms) => {
@@ -71,7 +80,7 @@ try {
   await page.goto(base);
   await page.waitForSelector('[data-testid=timeline]', { timeout: 20000 });
   console.log(`first render: ${Date.now() - t0} ms`);
-  await page.screenshot({ path: path.join(shots, 'page-start.png'), fullPage: true });
+  await fullShot(page, 'page-start.png');
 
   // Load a scenario at a time: 350 Pods at max 100 make 100 + 100 + 100 + 50.
   await page.goto(`${base}?s=scale-0-350-0&t=30000`);
@@ -110,7 +119,7 @@ try {
       else proxyGone = t;
     }
   }
-  await page.screenshot({ path: path.join(shots, 'after-kill.png'), fullPage: true });
+  await fullShot(page, 'after-kill.png');
   check('the killed pod\'s endpoint leaves the slice', sliceGone !== null, `killed at ${killedAt}`);
   check('the node view follows after its sync', proxyGone !== null && proxyGone >= sliceGone, `slice ${sliceGone}, proxy ${proxyGone}`);
   console.log(`slice updated ${sliceGone - killedAt} ms after the kill; the node followed ${proxyGone - sliceGone} ms later (stale view seen: ${staleSeen})`);
@@ -127,7 +136,7 @@ try {
   // A node failure with a cut watch: the stale node shows it.
   await page.goto(`${base}?s=node-failure-3-zones&t=95000`);
   await page.waitForSelector('[data-testid=node]');
-  await page.screenshot({ path: path.join(shots, 'node-failure.png'), fullPage: true });
+  await fullShot(page, 'node-failure.png');
   await page.click('text=The iptables rules this node wrote');
   await page.waitForSelector('[data-testid=rules]');
   check('the node\'s rules show', (await page.textContent('[data-testid=rules]')).includes('KUBE-SVC'));
@@ -136,16 +145,16 @@ try {
   const narrow = await browser.newPage({ viewport: { width: 420, height: 900 } });
   await narrow.goto(`${base}?embed=1&s=dual-stack&t=30000`);
   await narrow.waitForSelector('[data-testid=slice]', { timeout: 20000 });
-  await narrow.screenshot({ path: path.join(shots, 'embed-narrow.png'), fullPage: true });
+  await fullShot(narrow, 'embed-narrow.png');
   await narrow.close();
 
   // Every panel, the knobs and the objects views.
   await page.click('[data-testid=panel-knobs]');
   await page.waitForSelector('[data-testid=knob-max]');
-  await page.screenshot({ path: path.join(shots, 'knobs.png'), fullPage: true });
+  await fullShot(page, 'knobs.png');
   await page.selectOption('[data-testid=obj-kind]', 'endpointslices');
   await page.click('text=-o yaml');
-  await page.screenshot({ path: path.join(shots, 'objects-yaml.png'), fullPage: true });
+  await fullShot(page, 'objects-yaml.png');
   await page.click('[data-testid=panel-paste]');
   await page.click('[data-testid=paste-run]');
   await page.waitForSelector('[data-testid=paste-slice]', { timeout: 10000 });
@@ -156,7 +165,7 @@ try {
   await page.screenshot({ path: path.join(shots, 'help.png') });
   await page.keyboard.press('Escape');
   await page.keyboard.press('d');
-  await page.screenshot({ path: path.join(shots, 'dark.png'), fullPage: true });
+  await fullShot(page, 'dark.png');
 
   // A hostile link: a message and the default scenario.
   await page.goto(`${base}?s=%FF&t=abc&a=%7B`);
@@ -172,7 +181,7 @@ try {
   await page.click('[data-testid=demo-seek]');
   await page.waitForTimeout(100);
   check('the mount handle seeks', (await page.evaluate(() => window.demoHandle.time())) === 90000);
-  await page.screenshot({ path: path.join(shots, 'embed-demo.png'), fullPage: true });
+  await fullShot(page, 'embed-demo.png');
   await page.click('[data-testid=demo-destroy]');
   await page.waitForTimeout(100);
   check('destroy empties the element', (await page.$$eval('[data-testid=embed-mounted] *', e => e.length)) === 0);
