@@ -3,23 +3,11 @@
 //! by the allocator) and the spread of 40 seeks are printed once.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-/// The system allocator, counting the bytes live.
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-}
+mod common;
+use common::{live, Counting};
+
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
@@ -28,28 +16,14 @@ fn next_target(k: &mut u64) -> u64 {
     *k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (*k >> 11) % 3_600_000
 }
-use slicelab_core::sim::scenario::Scenario;
 use slicelab_core::sim::timeline::Timeline;
 use slicelab_core::sim::Sim;
-
-fn scenario(pods: u32, flap: f64) -> Scenario {
-    let text = format!(
-        r#"{{"id":"bench","title":"bench","description":"bench","seed":42,
-        "world":{{"zones":["zone-a","zone-b","zone-c"],"nodesPerZone":{nodes},
-          "services":[{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"web"}},"spec":{{"selector":{{"app":"web"}},"ports":[{{"name":"http","port":80,"targetPort":8080}}]}}}}],
-          "workloads":[{{"name":"web","replicas":{pods},"labels":{{"app":"web"}},"ports":[{{"name":"http","port":8080}}],"probeFailureRate":{flap}}}]}},
-        "traffic":[{{"service":"web","rate":100}}],
-        "actions":[{{"at":"5m","action":{{"type":"rollOut","workload":"web"}}}}]}}"#,
-        nodes = (pods / 100).clamp(3, 40)
-    );
-    Scenario::parse(&text).expect("bench scenario parses")
-}
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("sim");
     g.sample_size(10);
     for pods in [1_000u32, 10_000] {
-        let sc = scenario(pods, 0.0);
+        let sc = common::scenario(pods, 0.0);
         // Events processed from start-up through a full rolling update.
         let mut probe = Sim::new(&sc).expect("builds");
         let mut events = 0u64;
@@ -66,8 +40,8 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    let sc = scenario(1_000, 0.001);
-    let before = LIVE.load(Relaxed);
+    let sc = common::scenario(1_000, 0.001);
+    let before = live();
     let started = Instant::now();
     let mut tl = Timeline::new(sc, Vec::new()).expect("builds");
     tl.seek(3_600_000);
@@ -75,7 +49,7 @@ fn bench(c: &mut Criterion) {
         "timeline 1h at 1000 pods: computed in {:.1} s, {} snapshots, {:.0} MB of heap",
         started.elapsed().as_secs_f64(),
         tl.snapshot_count(),
-        LIVE.load(Relaxed).saturating_sub(before) as f64 / 1e6
+        live().saturating_sub(before) as f64 / 1e6
     );
     let steps: Vec<f64> = (0..10)
         .map(|_| {
