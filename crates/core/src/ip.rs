@@ -50,8 +50,6 @@ pub fn is_ipv6_string(s: &str) -> bool {
     matches!(parse_ip_sloppy(s), Some(IpAddr::V6(_)))
 }
 
-/// The canonical text of an IP as Go's `net.IP.String()` prints it; `<nil>` for a string that does not
-/// parse (what the real controller writes for such a pod IP).
 /// Already the canonical text of an IPv4 address (four decimal octets, no leading zeros): then
 /// parsing and printing it again gives it back unchanged, and both can be skipped.
 pub fn is_canonical_ipv4(s: &str) -> bool {
@@ -72,6 +70,8 @@ pub fn is_canonical_ipv4(s: &str) -> bool {
     n == 4
 }
 
+/// The canonical text of an IP as Go's `net.IP.String()` prints it; `<nil>` for a string that does not
+/// parse (what the real controller writes for such a pod IP).
 pub fn canonical_ip(s: &str) -> String {
     match parse_ip_sloppy(s) {
         Some(ip) => ip.to_string(),

@@ -82,7 +82,7 @@ impl Timeline {
 
     /// The spacing of the dense snapshots: a second, longer in large clusters (where a copy costs more).
     fn recent_every_ms(&self) -> u64 {
-        1_000 * (self.current.world.pods.len() as u64 / 1_000).max(1)
+        1_000 * self.scale() as u64
     }
 
     /// Run forward to time `t`, taking snapshots on the way (dense ones over the last stretch).
