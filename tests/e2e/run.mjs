@@ -91,9 +91,13 @@ try {
 
   // Play it.
   const before = await time();
+  const charts = () => page.$$eval('canvas[data-testid^=chart-]', cs => cs.map(c => c.toDataURL()));
+  const chartsBefore = await charts();
   await page.click('[data-testid=play]');
   await page.waitForTimeout(1200);
+  const chartsPlaying = await charts();
   await page.click('[data-testid=play]');
+  check('charts redraw while playing', chartsPlaying.some((c, i) => c !== chartsBefore[i]));
   const after = await time();
   check('play runs the clock', after > before + 500, `${before} -> ${after}`);
   check('the URL follows', (await page.evaluate(() => location.search)).includes('t='));
