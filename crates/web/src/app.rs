@@ -33,7 +33,7 @@ const SIM_BUDGET_MS: f64 = 8.0;
 pub const DETAIL_LIMIT: usize = 2000;
 /// Past this many Pods (or endpoints) drawn one by one, tokens change without animating (a deleted
 /// Pod still fades out): hundreds of tokens animating at once cost more than a frame.
-pub const ANIMATE_LIMIT: usize = 300;
+pub const ANIMATE_LIMIT: usize = 400;
 
 /// A subtree that is rebuilt and diffed only when its stamp changes.
 #[derive(Properties, Clone)]
