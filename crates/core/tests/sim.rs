@@ -237,3 +237,24 @@ fn a_large_cluster_keeps_fewer_snapshots_and_still_seeks_exactly() {
         assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
     }
 }
+
+#[test]
+fn a_seek_spread_over_steps_lands_where_a_seek_does() {
+    use slicelab_core::sim::timeline::Timeline;
+    let sc = Scenario::by_id("readiness-flap-storm").expect("built in");
+    let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
+    tl.seek(150_000);
+    // Back to 70 s: rewind to a snapshot, step toward the target a few events at a time, land.
+    for t in [70_000, 149_000, 20_000] {
+        tl.rewind(t);
+        assert!(tl.now() <= t);
+        while tl.current.next_time().is_some_and(|n| n <= t) {
+            tl.step_forward();
+        }
+        tl.seek(t);
+        let mut straight = Sim::new(&sc).expect("builds");
+        straight.run_until(t);
+        assert_eq!(tl.now(), t);
+        assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
+    }
+}

@@ -29,6 +29,11 @@ pub const SPEED_MAX: f64 = 200.0;
 const MAX_FRAME_GAP_MS: f64 = 250.0;
 /// Wall milliseconds of simulation per frame while playing.
 const SIM_BUDGET_MS: f64 = 8.0;
+/// A seek whose replay is longer than this (virtual ms, scaled by thousands of Pods) is spread over
+/// frames with its progress shown, instead of freezing the page until it lands.
+const LONG_SEEK_MS: u64 = 100_000;
+/// Wall milliseconds of replay per frame during a long seek.
+const SEEK_BUDGET_MS: f64 = 30.0;
 /// Pods or endpoints drawn one by one up to this many; past it, as proportions.
 pub const DETAIL_LIMIT: usize = 2000;
 /// Past this many Pods (or endpoints) drawn one by one, tokens change without animating (a deleted
@@ -165,6 +170,8 @@ pub enum Msg {
     StepForward,
     StepBack,
     Seek(u64),
+    /// Seek and land before returning (the JS handle's `seek`): never spread over frames.
+    SeekNow(u64),
     /// The scrub bar moved: seek on the next frame to where it is then (drags send many of these).
     Scrub(u64),
     SeekBy(i64),
@@ -242,6 +249,8 @@ pub struct App {
     raf: Option<(i32, Closure<dyn FnMut(f64)>)>,
     /// Where the scrub bar was dragged to, not yet sought.
     scrub_to: Option<u64>,
+    /// A long seek under way: its target (the run steps toward it frame by frame).
+    seeking: Option<u64>,
     keys: Option<Closure<dyn FnMut(KeyboardEvent)>>,
     open: Option<Target>,
     service: String,
@@ -303,6 +312,29 @@ fn default_end(sc: &Scenario, actions: &[slicelab_core::sim::scenario::TimedActi
 }
 
 impl App {
+    /// Land a long seek now, if one is under way.
+    fn finish_seek(&mut self) {
+        if let Some(t) = self.seeking.take() {
+            self.tl.seek(t);
+        }
+    }
+
+    /// Seek to `t`: at once when the replay is short, else spread over frames (`seeking`).
+    fn seek_to(&mut self, ctx: &Context<Self>, t: u64, spread: bool) {
+        let t = t.min(slicelab_core::sim::share::MAX_TIME_MS);
+        self.seeking = None;
+        // The cluster's size now (a snapshot from the start may have no Pods yet).
+        let pods = self.tl.current.api.pods().count().max(1000) as u64;
+        self.tl.rewind(t);
+        if spread && t.saturating_sub(self.now()) * (pods / 1000) > LONG_SEEK_MS {
+            self.seeking = Some(t);
+            self.start_frames(ctx);
+        } else {
+            self.tl.seek(t);
+        }
+        self.end_ms = self.end_ms.max(t);
+    }
+
     /// The chart `rendered` left for this frame, drawn before the frame changes the page.
     fn draw_due_chart(&self) {
         if !self.chart_due.replace(false) || !self.panels.contains(&Panel::Charts) {
@@ -428,7 +460,7 @@ impl App {
             return;
         }
         self.last_url_write = now;
-        self.shared.t = self.now();
+        self.shared.t = self.seeking.unwrap_or(self.now());
         let q = self.shared.to_query();
         if let Some(h) = window().and_then(|w| w.history().ok()) {
             let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("?{q}")));
@@ -455,6 +487,7 @@ impl App {
             }
         }
         self.last_frame = None;
+        self.finish_seek();
         // A drag still waiting for its frame lands now.
         if let Some(t) = self.scrub_to.take() {
             self.tl.seek(t);
@@ -562,6 +595,7 @@ impl Component for App {
             last_frame: None,
             raf: None,
             scrub_to: None,
+            seeking: None,
             keys: None,
             open: None,
             service: String::new(),
@@ -628,6 +662,13 @@ impl Component for App {
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
+        if !matches!(
+            msg,
+            Msg::Frame(_) | Msg::Scrub(_) | Msg::Seek(_) | Msg::SeekNow(_)
+        ) {
+            // Anything else acts on the run where the seek was going: land it first.
+            self.finish_seek();
+        }
         let changed = match msg {
             Msg::Frame(ts) => {
                 self.raf = None;
@@ -640,6 +681,32 @@ impl Component for App {
                     }
                     // Playing on from where the bar was dropped.
                     self.last_frame = Some(ts);
+                }
+                if let Some(t) = self.seeking {
+                    // A long seek: replay toward it within the frame's budget, then land.
+                    let a = perf_now();
+                    while self.tl.current.next_time().is_some_and(|n| n <= t) {
+                        self.tl.step_forward();
+                        if perf_now() - a > SEEK_BUDGET_MS {
+                            break;
+                        }
+                    }
+                    if !self.tl.current.next_time().is_some_and(|n| n <= t) {
+                        self.finish_seek();
+                        self.write_url(ctx, true);
+                        self.announce = format!("At {}", fmt_ms(t));
+                        self.last_frame = Some(ts);
+                    }
+                    if self.seeking.is_some() || self.playing {
+                        self.start_frames(ctx);
+                    }
+                    // The page shows the replay's progress a few times a second; the rest of the
+                    // time goes to the replay.
+                    if self.seeking.is_none() || ts - self.last_render >= 250.0 {
+                        self.last_render = ts;
+                        return true;
+                    }
+                    return false;
                 }
                 if !self.playing {
                     return false;
@@ -711,9 +778,12 @@ impl Component for App {
                 true
             }
             Msg::Seek(t) => {
-                let t = t.min(slicelab_core::sim::share::MAX_TIME_MS);
-                self.tl.seek(t);
-                self.end_ms = self.end_ms.max(t);
+                self.seek_to(ctx, t, true);
+                self.write_url(ctx, !self.playing);
+                true
+            }
+            Msg::SeekNow(t) => {
+                self.seek_to(ctx, t, false);
                 self.write_url(ctx, !self.playing);
                 true
             }
@@ -1060,7 +1130,7 @@ impl App {
 
     fn view_controls(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let now = self.now();
+        let now = self.seeking.unwrap_or(self.now());
         let on_scrub = link.callback(|e: InputEvent| {
             let v = e
                 .target_dyn_into::<HtmlInputElement>()
@@ -1105,6 +1175,9 @@ impl App {
                     </div>
                 </div>
                 <output class="clock" data-testid="clock">{ format!("{} / {}", fmt_ms(now), fmt_ms(self.end_ms)) }</output>
+                { if self.seeking.is_some() { html! {
+                    <span class="seeking" data-testid="seeking" role="status">{ format!("computing the run: at {}", fmt_ms(self.now())) }</span>
+                } } else { html! {} } }
                 <label class="speed">
                     <span>{"speed"}</span>
                     <input type="range" data-testid="speed" min="0" max="1000" value={format!("{:.0}", speed_to_slider(self.speed))} oninput={on_speed}

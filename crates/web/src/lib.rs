@@ -31,7 +31,7 @@ impl Handle {
     /// Seek to `ms` milliseconds of virtual time.
     pub fn seek(&self, ms: f64) {
         if ms.is_finite() && ms >= 0.0 {
-            self.send(Msg::Seek(ms as u64));
+            self.send(Msg::SeekNow(ms as u64));
         }
     }
 

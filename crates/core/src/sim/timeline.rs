@@ -127,8 +127,14 @@ impl Timeline {
 
     /// Seek to any time, forward or back.
     pub fn seek(&mut self, t: u64) {
-        // Start from the nearest snapshot (dense or not) at or before `t` when that is closer than
-        // where we are.
+        self.rewind(t);
+        self.advance_to(t);
+    }
+
+    /// The first half of a seek: restore the nearest snapshot (dense or not) at or before `t` when
+    /// that is closer than where the run is. `step_forward` then runs on toward `t` (a caller can
+    /// spread that over several frames) and `seek(t)` lands on it.
+    pub fn rewind(&mut self, t: u64) {
         let sparse = self.snapshots.iter().rev().find(|s| s.now <= t);
         let dense = self.recent.iter().rev().find(|s| s.now <= t);
         let best = match (sparse, dense) {
@@ -140,7 +146,6 @@ impl Timeline {
                 self.current = best.clone();
             }
         }
-        self.advance_to(t);
     }
 
     /// How many dense snapshots are held now (behind the cursor).
