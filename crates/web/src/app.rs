@@ -323,8 +323,18 @@ impl App {
     fn seek_to(&mut self, ctx: &Context<Self>, t: u64, spread: bool) {
         let t = t.min(slicelab_core::sim::share::MAX_TIME_MS);
         self.seeking = None;
-        // The cluster's size now (a snapshot from the start may have no Pods yet).
-        let pods = self.tl.current.api.pods().count().max(1000) as u64;
+        // The cluster's size: now, or as the scenario asks (a run at its start has no Pods yet).
+        let asked: u64 = self
+            .tl
+            .scenario
+            .world
+            .workloads
+            .iter()
+            .map(|w| w.replicas as u64)
+            .sum();
+        let pods = (self.tl.current.api.pods().count() as u64)
+            .max(asked)
+            .max(1000);
         self.tl.rewind(t);
         if spread && t.saturating_sub(self.now()) * (pods / 1000) > LONG_SEEK_MS {
             self.seeking = Some(t);
@@ -374,15 +384,14 @@ impl App {
         }
     }
 
-    fn from_query(query: &str) -> (Timeline, Shared, Option<String>) {
+    /// The timeline a link opens, at its start, and the time the link asks for (0 for a bad link).
+    fn from_query(query: &str) -> (Timeline, Shared, Option<String>, u64) {
         match Shared::parse(query) {
             Ok(s) => {
                 let t = s.t;
-                let (mut tl, s, err) = Self::build(s);
-                if err.is_none() {
-                    tl.seek(t);
-                }
-                (tl, s, err)
+                let (tl, s, err) = Self::build(s);
+                let t = if err.is_none() { t } else { 0 };
+                (tl, s, err, t)
             }
             Err(e) => {
                 let (tl, s, _) = Self::build(Shared::default());
@@ -392,6 +401,7 @@ impl App {
                     Some(format!(
                         "This link could not be opened: {e}. Showing the default scenario instead."
                     )),
+                    0,
                 )
             }
         }
@@ -412,13 +422,11 @@ impl App {
         }
     }
 
-    /// Rebuild from the current link state (a knob or the scenario changed), back at the same time.
-    fn rebuild(&mut self) {
-        let t = self.now();
-        let (mut tl, shared, err) = Self::build(self.shared.clone());
-        if err.is_none() {
-            tl.seek(t);
-        }
+    /// Rebuild from the current link state (a knob or the scenario changed), back at time `t`.
+    fn rebuild(&mut self, ctx: &Context<Self>, t: u64) {
+        let (tl, shared, err) = Self::build(self.shared.clone());
+        let t = if err.is_none() { t } else { 0 };
+        self.seeking = None;
         self.tl = tl;
         self.shared = shared;
         self.error = err;
@@ -427,7 +435,8 @@ impl App {
         self.node_cache.borrow_mut().clear();
         self.slice_cache.borrow_mut().clear();
         *self.slices_cache.borrow_mut() = None;
-        self.end_ms = default_end(&self.tl.scenario, &self.shared.actions).max(self.now());
+        self.end_ms = default_end(&self.tl.scenario, &self.shared.actions).max(t);
+        self.seek_to(ctx, t, true);
         self.reset_selection();
     }
 
@@ -584,7 +593,7 @@ impl Component for App {
     type Properties = Props;
 
     fn create(ctx: &Context<Self>) -> Self {
-        let (tl, shared, error) = Self::from_query(&ctx.props().query);
+        let (tl, shared, error, t) = Self::from_query(&ctx.props().query);
         let embed = shared.embed;
         let end_ms = default_end(&tl.scenario, &shared.actions).max(tl.now());
         let mut app = App {
@@ -640,10 +649,12 @@ impl Component for App {
             paste_result: None,
             slices_cache: RefCell::new(None),
         };
+        // A link far into a large run opens at once and replays toward its time in view.
+        app.seek_to(ctx, t, true);
         app.reset_selection();
         if let Some(r) = &ctx.props().remote {
             *r.scope.borrow_mut() = Some(ctx.link().clone());
-            r.now.set(app.now());
+            r.now.set(app.seeking.unwrap_or(app.now()));
         }
         if ctx.props().global_keys {
             let link = ctx.link().clone();
@@ -836,28 +847,32 @@ impl Component for App {
                             embed: self.shared.embed,
                             ..Default::default()
                         };
-                        self.rebuild();
-                        self.tl.seek(0);
+                        self.rebuild(ctx, 0);
                     }
                     Knob::Seed(s) => {
                         self.shared.seed = Some(s);
-                        self.rebuild();
+                        let t = self.now();
+                        self.rebuild(ctx, t);
                     }
                     Knob::Zones(z) => {
                         self.shared.knobs.zones = Some(z);
-                        self.rebuild();
+                        let t = self.now();
+                        self.rebuild(ctx, t);
                     }
                     Knob::NodesPerZone(n) => {
                         self.shared.knobs.nodes_per_zone = Some(n);
-                        self.rebuild();
+                        let t = self.now();
+                        self.rebuild(ctx, t);
                     }
                     Knob::DualStack(d) => {
                         self.shared.knobs.dual_stack = Some(d);
-                        self.rebuild();
+                        let t = self.now();
+                        self.rebuild(ctx, t);
                     }
                     Knob::ProxyMode(m) => {
                         self.shared.knobs.proxy_mode = Some(m);
-                        self.rebuild();
+                        let t = self.now();
+                        self.rebuild(ctx, t);
                     }
                     Knob::Replicas(r) => {
                         if let Some(w) = self.tl.scenario.world.workloads.first() {
@@ -962,7 +977,7 @@ impl Component for App {
             }
         };
         if let Some(r) = &ctx.props().remote {
-            r.now.set(self.now());
+            r.now.set(self.seeking.unwrap_or(self.now()));
         }
         changed
     }
