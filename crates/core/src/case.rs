@@ -112,12 +112,12 @@ impl ReconcileCase {
             })
             .collect();
         let mut slices = slices;
-        slices.sort_by(|a, b| {
+        crate::sort::by(&mut slices, |a, b| {
             let n = |v: &Value| v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
             n(a).cmp(&n(b))
         });
         let mut events: Vec<String> = result.events.iter().map(|e| e.line()).collect();
-        events.sort();
+        crate::sort::all(&mut events);
         let mut out = json!({
             "slices": slices,
             "created": result.count(Verb::Create),

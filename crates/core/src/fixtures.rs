@@ -1,7 +1,6 @@
 //! Building realistic objects in code: a Service, Nodes spread over zones and ready Pods, the way a
 //! cluster would hold them. Used by benchmarks, the first page and tests.
 
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Node, NodeCondition, NodeStatus, Pod, PodCondition, PodIP, PodSpec, PodStatus, Service,
@@ -23,7 +22,7 @@ pub fn service(name: &str) -> Service {
             ..Default::default()
         },
         spec: Some(ServiceSpec {
-            selector: Some(BTreeMap::from([("app".to_string(), name.to_string())])),
+            selector: Some(crate::sort::map([("app".to_string(), name.to_string())])),
             cluster_ip: Some("10.96.0.10".into()),
             cluster_ips: Some(vec!["10.96.0.10".into()]),
             ip_families: Some(vec!["IPv4".into()]),
@@ -46,7 +45,7 @@ pub fn node(name: &str, zone: &str, cpu: &str) -> Node {
     Node {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(BTreeMap::from([
+            labels: Some(crate::sort::map([
                 ("kubernetes.io/hostname".to_string(), name.to_string()),
                 (LABEL_ZONE.to_string(), zone.to_string()),
             ])),
@@ -54,7 +53,7 @@ pub fn node(name: &str, zone: &str, cpu: &str) -> Node {
         },
         spec: None,
         status: Some(NodeStatus {
-            allocatable: Some(BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))])),
+            allocatable: Some(crate::sort::map([("cpu".to_string(), Quantity(cpu.into()))])),
             conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
             ..Default::default()
         }),
@@ -93,7 +92,7 @@ pub fn pod(app: &str, n: u32, node: &str, ready: bool, ip: &str) -> Pod {
             name: Some(format!("{app}-{n}")),
             namespace: Some("default".into()),
             uid: Some(format!("uid-pod-{app}-{n}")),
-            labels: Some(BTreeMap::from([("app".to_string(), app.to_string())])),
+            labels: Some(crate::sort::map([("app".to_string(), app.to_string())])),
             ..Default::default()
         },
         spec: Some(PodSpec {

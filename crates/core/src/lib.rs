@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod quantity;
 pub mod rng;
 pub mod sim;
+pub mod sort;
 pub mod yaml;
 
 pub use k8s_openapi;

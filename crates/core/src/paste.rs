@@ -227,7 +227,7 @@ pub fn run(text: &str, max_endpoints_per_slice: usize) -> Result<Report, String>
         })
         .collect();
     let mut after = store.slices_for_service(&svc, CONTROLLER_NAME);
-    after.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    crate::sort::by(&mut after, |a, b| a.metadata.name.cmp(&b.metadata.name));
     let current = objs.endpoints.iter().find(|e| crate::sim::api::key_of(&e.metadata) == key || e.metadata.name == svc.metadata.name);
     let endpoints = match endpoints::sync(Some(&svc), &chosen, current) {
         endpoints::EndpointsWrite::Create(e) | endpoints::EndpointsWrite::Update(e) => Some(e),

@@ -920,7 +920,7 @@ impl Component for App {
                     self.panels.remove(i);
                 } else {
                     self.panels.push(p);
-                    self.panels.sort();
+                    slicelab_core::sort::all(&mut self.panels);
                 }
                 true
             }
@@ -1655,7 +1655,7 @@ impl App {
         match seen.get(id) {
             Some((old, marks)) if old == text => marks.clone(),
             Some((old, _)) => {
-                let before: std::collections::BTreeSet<&str> = old.lines().collect();
+                let before: std::collections::BTreeSet<&str> = slicelab_core::sort::set(old.lines());
                 let marks: Vec<bool> = lines.iter().map(|l| !before.contains(l)).collect();
                 seen.insert(id.to_string(), (text.to_string(), marks.clone()));
                 marks
@@ -1884,7 +1884,7 @@ impl App {
                             "act-relabel",
                             Action::RelabelPod {
                                 pod: p,
-                                labels: moved.into_iter().collect(),
+                                labels: slicelab_core::sort::map(moved),
                             },
                         ),
                     ],
@@ -2155,7 +2155,7 @@ fn proxy_flow(pv: &ProxyView, conns: &[&slicelab_core::sim::view::ConnView]) -> 
             backends.push(b);
         }
     }
-    backends.sort();
+    slicelab_core::sort::all(&mut backends);
     let h = 24.0 * backends.len().max(1) as f64 + 16.0;
     let y_of = |b: &str| 20.0 + 24.0 * backends.iter().position(|x| x == b).unwrap_or(0) as f64;
     let counts = {

@@ -388,7 +388,7 @@ pub fn draw_one(r: &Refs, sim: &Sim, i: usize) {
         }
         3 => {
             let mut per_pod: Vec<u64> = sim.traffic.stats.per_pod.values().copied().collect();
-            per_pod.sort_unstable_by(|a, b| b.cmp(a));
+            slicelab_core::sort::by(&mut per_pod, |a, b| b.cmp(a));
             per_pod.truncate(40);
             bars(&r.per_pod, "served per Pod", &per_pod);
         }

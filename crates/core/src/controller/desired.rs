@@ -96,7 +96,7 @@ impl PortMapKey {
             .iter()
             .map(|p| (p.name.clone(), p.port, p.protocol.clone(), p.app_protocol.clone()))
             .collect();
-        v.sort();
+        crate::sort::all(&mut v);
         PortMapKey(v)
     }
 }
@@ -114,7 +114,7 @@ impl EndpointKey {
     pub fn of(ep: &Endpoint) -> Self {
         let mut addresses = ep.addresses.clone();
         if addresses.len() > 1 {
-            addresses.sort();
+            crate::sort::all(&mut addresses);
         }
         let (namespace, name) = match ep.target_ref.as_ref() {
             Some(r) => (r.namespace.clone().unwrap_or_default(), r.name.clone().unwrap_or_default()),
@@ -222,7 +222,7 @@ fn identity_hash(ep: &Endpoint) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     if ep.addresses.len() > 1 {
         let mut a: Vec<&str> = ep.addresses.iter().map(String::as_str).collect();
-        a.sort_unstable();
+        crate::sort::all(&mut a);
         a.hash(&mut h);
     } else {
         for a in &ep.addresses {
@@ -245,8 +245,8 @@ pub fn same_identity(a: &Endpoint, b: &Endpoint) -> bool {
     } else {
         let mut x: Vec<&String> = a.addresses.iter().collect();
         let mut y: Vec<&String> = b.addresses.iter().collect();
-        x.sort_unstable();
-        y.sort_unstable();
+        crate::sort::all(&mut x);
+        crate::sort::all(&mut y);
         x == y
     };
     addresses_equal

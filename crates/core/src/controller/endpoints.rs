@@ -161,9 +161,9 @@ fn repack<'a, A: AddressLike + 'a>(entries: impl Iterator<Item = (Option<&'a End
     let first = |g: &Group<'a, A>| g.1.iter().chain(g.2.iter()).next().map(|a| a.key());
     let mut grouped: Vec<Group<'a, A>> = groups.into_values().collect();
     for g in grouped.iter_mut() {
-        g.0.sort_by(|a, b| port_key(a).cmp(&port_key(b)));
+        crate::sort::by(&mut g.0, |a, b| port_key(a).cmp(&port_key(b)));
     }
-    grouped.sort_by(|a, b| {
+    crate::sort::by(&mut grouped, |a, b| {
         first(a).cmp(&first(b)).then_with(|| a.0.iter().map(|p| port_key(p)).cmp(b.0.iter().map(|p| port_key(p))))
     });
     let owned = |v: Vec<&A>| (!v.is_empty()).then(|| v.into_iter().map(|a| a.to_address()).collect());

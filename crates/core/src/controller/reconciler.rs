@@ -168,11 +168,8 @@ impl Reconciler {
         existing: impl IntoIterator<Item = &'s EndpointSlice>,
         trigger_time: Option<&str>,
     ) -> ReconcileResult {
-        let node_map: BTreeMap<&str, &Node> = nodes
-            .iter()
-            .map(|n| n.borrow())
-            .map(|n| (n.metadata.name.as_deref().unwrap_or(""), n))
-            .collect();
+        let node_map: BTreeMap<&str, &Node> =
+            crate::sort::map(nodes.iter().map(|n| n.borrow()).map(|n| (n.metadata.name.as_deref().unwrap_or(""), n)));
         let types = address_types_for_service(svc);
         let key = service_key(svc);
 
@@ -275,11 +272,8 @@ impl Reconciler {
         metrics.desired_slices = per_pm.values().map(|(e, _)| e.div_ceil(max)).sum::<usize>().max(1);
 
         // Step 6: hints.
-        let update_names: std::collections::BTreeSet<&str> = to_update
-            .iter()
-            .chain(to_delete.iter())
-            .filter_map(|p| p.slice.metadata.name.as_deref())
-            .collect();
+        let update_names: std::collections::BTreeSet<&str> =
+            crate::sort::set(to_update.iter().chain(to_delete.iter()).filter_map(|p| p.slice.metadata.name.as_deref()));
         let unchanged: Vec<&EndpointSlice> = existing
             .iter()
             .filter(|s| !update_names.contains(s.metadata.name.as_deref().unwrap_or("")))
@@ -378,7 +372,7 @@ impl Reconciler {
 
         // Step 2: top up the slices already being updated, largest first.
         if !desired.is_empty() && !to_update.is_empty() {
-            to_update.sort_by(|a, b| eps(&b.slice).len().cmp(&eps(&a.slice).len()));
+            crate::sort::by(&mut to_update, |a, b| eps(&b.slice).len().cmp(&eps(&a.slice).len()));
             for p in to_update.iter_mut() {
                 p.topped_up += fill(&mut p.slice, desired, max);
                 if desired.is_empty() {

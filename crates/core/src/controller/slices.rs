@@ -17,12 +17,7 @@ pub fn is_reserved_label(key: &str) -> bool {
 }
 
 fn non_reserved(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<&str, &str> {
-    labels
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !is_reserved_label(k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    crate::sort::map(labels.into_iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// §10.2: the labels a slice of this Service should carry, and whether the slice's non-reserved labels
@@ -33,14 +28,9 @@ pub fn slice_labels(
     controller_name: &str,
 ) -> (BTreeMap<String, String>, bool) {
     let changed = non_reserved(slice_labels) != non_reserved(svc.metadata.labels.as_ref());
-    let mut out: BTreeMap<String, String> = svc
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !is_reserved_label(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut out: BTreeMap<String, String> = crate::sort::map(
+        svc.metadata.labels.iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.clone(), v.clone())),
+    );
     if !is_service_ip_set(svc) {
         out.insert(LABEL_HEADLESS.into(), String::new());
     }

@@ -277,8 +277,8 @@ impl TopologyCache {
         }
 
         // Steps 4 and 5: move hints from zones with too many to zones with too few.
-        let desired: BTreeMap<String, f64> = allocations.iter().map(|(z, a)| (z.clone(), a.desired)).collect();
-        let allocated_i: BTreeMap<String, i64> = allocated.iter().map(|(z, n)| (z.clone(), *n as i64)).collect();
+        let desired: BTreeMap<String, f64> = crate::sort::map(allocations.iter().map(|(z, a)| (z.clone(), a.desired)));
+        let allocated_i: BTreeMap<String, i64> = crate::sort::map(allocated.iter().map(|(z, n)| (z.clone(), *n as i64)));
         let (giving, receiving) = giving_and_receiving_zones(&desired, &allocated_i);
         let mut slices: Vec<&mut EndpointSlice> =
             si.to_create.iter_mut().chain(si.to_update.iter_mut()).map(|p| &mut p.slice).collect();

@@ -90,7 +90,7 @@ mod tests {
 
     fn eps(n: usize) -> Vec<Arc<Endpoint>> {
         let mut v: Vec<Arc<Endpoint>> = (1..=n).map(|i| Arc::new(Endpoint::new(&format!("10.0.0.{i}"), 80).unwrap())).collect();
-        v.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        crate::sort::by(&mut v, |a, b| a.endpoint.cmp(&b.endpoint));
         v
     }
 

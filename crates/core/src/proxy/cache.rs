@@ -315,7 +315,7 @@ impl SliceCache {
             let m = self.service_endpoints(&key);
             let mut ips: Vec<&str> =
                 m.values().flat_map(|l| l.iter()).filter(|e| e.is_local && e.ready).map(|e| e.ip.as_str()).collect();
-            ips.sort_unstable();
+            crate::sort::all(&mut ips);
             ips.dedup();
             if !ips.is_empty() {
                 out.insert(format!("{}/{}", key.0, key.1), ips.len());
@@ -348,14 +348,14 @@ fn parse(slice: &EndpointSlice, read_node_hints: bool) -> ParsedPorts {
             if let Some(h) = ep.hints.as_ref() {
                 if let Some(z) = h.for_zones.as_ref() {
                     let mut v: Vec<String> = z.iter().map(|z| z.name.clone()).collect();
-                    v.sort();
+                    crate::sort::all(&mut v);
                     v.dedup();
                     e.zone_hints = v;
                 }
                 if read_node_hints {
                     if let Some(n) = h.for_nodes.as_ref() {
                         let mut v: Vec<String> = n.iter().map(|n| n.name.clone()).collect();
-                        v.sort();
+                        crate::sort::all(&mut v);
                         v.dedup();
                         e.node_hints = v;
                     }
@@ -395,7 +395,7 @@ fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints 
         .into_iter()
         .filter(|(_, (l, _))| !l.is_empty())
         .map(|(k, (mut l, _))| {
-            l.sort_unstable_by(|a, b| a.endpoint.cmp(&b.endpoint));
+            crate::sort::by(&mut l, |a, b| a.endpoint.cmp(&b.endpoint));
             (k, Arc::new(l))
         })
         .collect()

@@ -168,7 +168,7 @@ pub fn categorize(
         Some(cluster) if out.topology == TopologyMode::None && !out.local_from_fallback => Some(cluster.clone()),
         Some(cluster) => {
             let mut u: Vec<usize> = cluster.iter().chain(local.iter()).copied().collect();
-            u.sort_unstable();
+            crate::sort::all(&mut u);
             u.dedup();
             Some(u)
         }

@@ -72,14 +72,14 @@ impl ConnTable {
             .map(|(t, _)| *t)
             .collect();
         let mut out: Vec<(FiveTuple, ConnEntry)> = stale.into_iter().filter_map(|t| self.entries.remove(&t).map(|e| (t, e))).collect();
-        out.sort_by_key(|a| a.0);
+        crate::sort::by_key(&mut out, |a| a.0);
         out
     }
 
     /// Every connection, in tuple order.
     pub fn iter_sorted(&self) -> Vec<(&FiveTuple, &ConnEntry)> {
         let mut v: Vec<_> = self.entries.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
+        crate::sort::by(&mut v, |a, b| a.0.cmp(b.0));
         v
     }
 }

@@ -131,7 +131,7 @@ impl VirtualServer {
                 next.push(RealServer { weight: 0, ..r.clone() });
             }
         }
-        next.sort_by(|a, b| a.endpoint.endpoint.cmp(&b.endpoint.endpoint));
+        crate::sort::by(&mut next, |a, b| a.endpoint.endpoint.cmp(&b.endpoint.endpoint));
         let changed = next.len() != self.reals.len()
             || next.iter().zip(self.reals.iter()).any(|(a, b)| a.endpoint.endpoint != b.endpoint.endpoint || a.weight != b.weight);
         self.reals = next;
@@ -416,7 +416,7 @@ mod tests {
         let key = ("10.96.0.1".parse().unwrap(), 80, Protocol::Tcp);
         let mut v = VirtualServer::new(key, DestKind::ClusterIp, ServicePortName::new("n", "s", "", Protocol::Tcp), s, None);
         let mut eps: Vec<Arc<Endpoint>> = (1..=n).map(|i| Arc::new(Endpoint::new(&format!("10.0.0.{i}"), 80).unwrap())).collect();
-        eps.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        crate::sort::by(&mut eps, |a, b| a.endpoint.cmp(&b.endpoint));
         v.set_reals(&eps);
         v
     }

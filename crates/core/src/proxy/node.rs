@@ -285,7 +285,7 @@ impl KubeProxy {
         self.runner.start(now_ms);
         let full = std::mem::take(&mut self.full_resync);
         let keys: BTreeSet<ServiceKey> = if full {
-            let mut k: BTreeSet<ServiceKey> = self.services.keys().cloned().collect();
+            let mut k: BTreeSet<ServiceKey> = crate::sort::set(self.services.keys().cloned());
             k.extend(self.cache.service_keys().cloned());
             k.extend(self.ports.keys().map(|s| (s.namespace.clone(), s.name.clone())));
             self.dirty.clear();
@@ -510,7 +510,7 @@ impl KubeProxy {
             .filter(|e| e.is_local && e.ready)
             .map(|e| e.ip.as_str())
             .collect();
-        ips.sort_unstable();
+        crate::sort::all(&mut ips);
         ips.dedup();
         HealthCheck::from_count(ips.len())
     }

@@ -38,7 +38,7 @@ fn strings(v: &Value, field: &str) -> Result<Vec<String>, String> {
                 .iter()
                 .map(|s| s.as_str().map(str::to_string).ok_or_else(|| format!("`{field}` must be a list of strings")))
                 .collect::<Result<Vec<_>, _>>()?;
-            out.sort();
+            crate::sort::all(&mut out);
             out.dedup();
             Ok(out)
         }
@@ -131,7 +131,7 @@ impl CategorizeCase {
             Some(_) => return Err("`endpoints` must be a list".into()),
         }
         // kube-proxy hands CategorizeEndpoints the text-sorted list.
-        endpoints.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        crate::sort::by(&mut endpoints, |a, b| a.endpoint.cmp(&b.endpoint));
         Ok(CategorizeCase { endpoints: endpoints.into_iter().map(Arc::new).collect(), service, node_name, node_zone, gates })
     }
 

@@ -401,7 +401,7 @@ impl Sim {
         world::build(&mut sim, sc)?;
         traffic::ensure_ticking(&mut sim);
         let mut actions: Vec<&TimedAction> = sc.actions.iter().chain(extra.iter()).collect();
-        actions.sort_by_key(|a| a.at.0);
+        crate::sort::by_key(&mut actions, |a| a.at.0);
         for a in actions {
             sim.schedule(a.at.0, Ev::Action(a.action.clone()));
         }

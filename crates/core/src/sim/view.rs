@@ -285,8 +285,8 @@ impl Sim {
             .filter(|s| s.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_SERVICE_NAME)))
             .map(|s| (s.metadata.name.clone().unwrap_or_default(), s.metadata.resource_version.clone().unwrap_or_default()))
             .collect();
-        programmed.sort();
-        now.sort();
+        crate::sort::all(&mut programmed);
+        crate::sort::all(&mut now);
         programmed != now
     }
 
@@ -328,7 +328,7 @@ impl Sim {
         }
         for nodes in by_zone.values_mut() {
             // node-2 before node-10, as a reader counts.
-            nodes.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+            crate::sort::by(nodes, |a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
         }
         let mut zones: Vec<ZoneView> = by_zone.into_iter().map(|(name, nodes)| ZoneView { name, nodes }).collect();
         // node name → (zone, node) positions: one hash lookup per Pod.
@@ -449,7 +449,7 @@ impl Sim {
             })
             .collect();
         // IPv4, then IPv6, then FQDN; by name within a family.
-        slices.sort_by(|a, b| (family_rank(&a.address_type), &a.name).cmp(&(family_rank(&b.address_type), &b.name)));
+        crate::sort::by(&mut slices, |a, b| (family_rank(&a.address_type), &a.name).cmp(&(family_rank(&b.address_type), &b.name)));
         deleted.retain(|(n, _, _)| !slices.iter().any(|s| s.name == *n));
         let endpoints = self.api.endpoints().find(|e| super::api::key_of(&e.metadata) == key).map(|e| {
             let subsets = e.subsets.iter().flatten();
@@ -809,7 +809,7 @@ mod natural_order {
     #[test]
     fn names_sort_as_a_reader_counts() {
         let mut v = vec!["node-zone-a-10", "node-zone-a-2", "node-zone-a-1", "node-zone-a-0", "node-zone-b-1", "node", "node-zone-a-02"];
-        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        crate::sort::by(&mut v, |a, b| natural_key(a).cmp(&natural_key(b)));
         assert_eq!(v, ["node", "node-zone-a-0", "node-zone-a-1", "node-zone-a-02", "node-zone-a-2", "node-zone-a-10", "node-zone-b-1"]);
     }
 }

@@ -127,7 +127,7 @@ pub(crate) fn client_ip(index: u32, v6: bool) -> std::net::IpAddr {
 }
 
 fn node_object(name: &str, zone: &str, cpu: &str, control_plane: bool, index: u32) -> Node {
-    let mut labels = BTreeMap::from([
+    let mut labels = crate::sort::map([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
         (LABEL_ZONE.to_string(), zone.to_string()),
         ("topology.kubernetes.io/region".to_string(), "region-1".to_string()),
@@ -139,7 +139,7 @@ fn node_object(name: &str, zone: &str, cpu: &str, control_plane: bool, index: u3
         metadata: ObjectMeta { name: Some(name.into()), labels: Some(labels), ..Default::default() },
         spec: Some(NodeSpec::default()),
         status: Some(NodeStatus {
-            allocatable: Some(BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))])),
+            allocatable: Some(crate::sort::map([("cpu".to_string(), Quantity(cpu.into()))])),
             conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
             addresses: Some(vec![k8s_openapi::api::core::v1::NodeAddress { type_: "InternalIP".into(), address: node_ip(index).to_string() }]),
             ..Default::default()
@@ -371,7 +371,7 @@ fn live_pods<'a>(sim: &'a Sim, wl: &str) -> Vec<(&'a str, Live)> {
         let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
         v.push((k.as_str(), live));
     }
-    v.sort_by_key(|(_, rt)| rt.created_seq);
+    crate::sort::by_key(&mut v, |(_, rt)| rt.created_seq);
     v
 }
 
@@ -417,7 +417,7 @@ fn plan_workload(sim: &Sim, wl: &str, rt: &WorkloadRt) -> WorkloadPlan {
         } else if live.len() > desired {
             // Scale down: pods not yet running first, then not ready, then the newest.
             let mut victims: Vec<&(&str, Live)> = live.iter().collect();
-            victims.sort_by_key(|(_, rt)| (rt.running, rt.ready, std::cmp::Reverse(rt.created_seq)));
+            crate::sort::by_key(&mut victims, |(_, rt)| (rt.running, rt.ready, std::cmp::Reverse(rt.created_seq)));
             plan.delete = victims.iter().take(live.len() - desired).map(|(k, _)| k.to_string()).collect();
         }
         return plan;
@@ -434,7 +434,7 @@ fn plan_workload(sim: &Sim, wl: &str, rt: &WorkloadRt) -> WorkloadPlan {
     let min_available = desired.saturating_sub(unavailable);
     let mut removable = ready.saturating_sub(min_available);
     let mut victims: Vec<&(&str, Live)> = old.clone();
-    victims.sort_by_key(|(_, rt)| (rt.ready, rt.created_seq));
+    crate::sort::by_key(&mut victims, |(_, rt)| (rt.ready, rt.created_seq));
     let excess_total = (live.len() + can_create).saturating_sub(desired);
     let mut keys = Vec::new();
     for (k, p) in victims {
@@ -516,13 +516,13 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
         return;
     }
     let wl = sim.world.pods.get(key).map(|r| r.workload.clone()).unwrap_or_default();
-    let per_node: BTreeMap<String, usize> = sim
-        .world
-        .bound
-        .range((wl.clone(), String::new())..)
-        .take_while(|((w, _), _)| *w == wl)
-        .map(|((_, n), c)| (n.clone(), *c))
-        .collect();
+    let per_node: BTreeMap<String, usize> = crate::sort::map(
+        sim.world
+            .bound
+            .range((wl.clone(), String::new())..)
+            .take_while(|((w, _), _)| *w == wl)
+            .map(|((_, n), c)| (n.clone(), *c)),
+    );
     let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
     let mut candidates: Vec<(String, String)> = Vec::new();
     for n in sim.api.nodes() {
