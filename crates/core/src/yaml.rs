@@ -139,7 +139,7 @@ fn looks_like_number_or_time(s: &str) -> bool {
     if b.first().is_none_or(|c| !c.is_ascii_digit()) {
         return false;
     }
-    if body.len() > 2 && matches!(&body[..2], "0x" | "0o" | "0b") {
+    if body.len() > 2 && matches!(&b[..2], b"0x" | b"0o" | b"0b") {
         return true;
     }
     // 1_000, 1:30, 1.5_0: digits, underscores, colons and at most one dot.
@@ -168,7 +168,7 @@ mod tests {
             "", " a", "a ", "true", "True", "no", "NO", "on", "y", "null", "Null", "~", "1", "-1", "+1", "1.5", "1e3", "1E-3", "0x1F",
             "0o17", "0b101", "1_000", "1:30", "190:20:30.15", ".inf", "-.inf", ".nan", "inf", "NaN", "10.0.0.1", "10.0", "fd00::1",
             "::1", "fd00::", "-", "- a", "-a", "?", "? a", "a: b", "a:b", "a #b", "a#b", "#x", "2025-01-01T00:00:00Z", "2025-01-01",
-            "multi\nline", "tab\there", "cr\rhere", "quote\"back\\slash", "\u{7f}", "\u{85}", "\u{feff}x", "é", "日本", "{a}",
+            "multi\nline", "tab\there", "cr\rhere", "quote\"back\\slash", "\u{7f}", "\u{85}", "\u{feff}x", "é", "日本", "6¾", "0é", "{a}",
             "[x]", "a,b", "*ref", "&anc", "!tag", "%p", "@x", "`x", "|", ">", "'s", "it's", "<none>", "a=b", "k8s.io/name",
             "registry.example/web:v1", "containers started on node-zone-a-0", "0", "00", "0.0.0.0/0", "1.2.3", "v1", "x:",
         ];
