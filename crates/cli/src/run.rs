@@ -46,7 +46,7 @@ pub fn run(args: &[String]) -> Result<String, String> {
             let v: serde_json::Value = if text.trim_start().starts_with('[') || text.trim_start().starts_with('{') {
                 serde_json::from_str(&text).map_err(|e| format!("run: {f}: not valid JSON: {e}"))?
             } else {
-                serde_yaml_value(&text).map_err(|e| format!("run: {f}: {e}"))?
+                yaml_values(&text).map_err(|e| format!("run: {f}: {e}"))?
             };
             serde_json::from_value(v).map_err(|e| format!("run: {f}: not a list of timed actions: {e}"))?
         }
@@ -69,6 +69,6 @@ pub fn run(args: &[String]) -> Result<String, String> {
     Ok(out)
 }
 
-fn serde_yaml_value(text: &str) -> Result<serde_json::Value, String> {
+fn yaml_values(text: &str) -> Result<serde_json::Value, String> {
     slicelab_core::input::parse_values(text).map(|v| serde_json::Value::Array(v)).map_err(|e| e.to_string())
 }

@@ -57,7 +57,7 @@ impl ReconcileCase {
         let v: Value = if t.starts_with('{') {
             serde_json::from_str(t).map_err(|e| format!("not valid JSON: {e}"))?
         } else {
-            serde_yaml::from_str(t).map_err(|e| format!("neither JSON nor valid YAML: {e}"))?
+            crate::yaml_read::one(t).map_err(|e| format!("neither JSON nor valid YAML: {e}"))?
         };
         let obj = v.as_object().ok_or("a case must be an object with `service`, `pods`, `nodes`, `existingSlices`")?;
         let max = match obj.get("maxEndpointsPerSlice") {

@@ -28,8 +28,7 @@ pub fn parse_values(text: &str) -> Result<Vec<Value>, String> {
         let v: Value = serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
         docs.push(v);
     } else {
-        for doc in serde_yaml::Deserializer::from_str(trimmed) {
-            let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| format!("not valid YAML: {e}"))?;
+        for v in crate::yaml_read::documents(trimmed).map_err(|e| format!("not valid YAML: {e}"))? {
             if !v.is_null() {
                 docs.push(v);
             }

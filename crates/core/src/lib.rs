@@ -14,6 +14,7 @@ pub mod rng;
 pub mod sim;
 pub mod sort;
 pub mod yaml;
+pub mod yaml_read;
 
 pub use k8s_openapi;
 

@@ -1,7 +1,7 @@
 //! Writing JSON values as YAML, the way `kubectl get -o yaml` lays objects out: block mappings and
 //! sequences, plain scalars where that reads the same to any YAML 1.1 or 1.2 reader, double quotes
 //! everywhere else. Written here instead of pulling in a YAML emitter, which costs the page's
-//! WebAssembly about 25 KB gzipped; reading YAML (pastes) still uses `serde_yaml`.
+//! WebAssembly about 25 KB gzipped; reading YAML is `yaml_read`, also our own.
 
 use serde_json::{Map, Value};
 

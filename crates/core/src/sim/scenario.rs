@@ -196,7 +196,7 @@ impl Scenario {
         let v: serde_json::Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| format!("scenario is not valid JSON: {e}"))?
         } else {
-            serde_yaml::from_str(text).map_err(|e| format!("scenario is neither JSON nor valid YAML: {e}"))?
+            crate::yaml_read::one(text).map_err(|e| format!("scenario is neither JSON nor valid YAML: {e}"))?
         };
         let s: Scenario = serde_json::from_value(v).map_err(|e| format!("scenario: {e}"))?;
         s.validate()?;
