@@ -300,7 +300,10 @@ impl Shared {
                 "mode" => kn.proxy_mode = Some(v),
                 "rate" => kn.rate = Some(num(k, &v)?),
                 "a" => {
-                    let list: Vec<(u64, Action)> = serde_json::from_str(&v).map_err(|e| format!("the actions in the link are not valid: {e}"))?;
+                    // Through a JSON value, the one way actions are read anywhere (one copy of their decoder).
+                    let list: Vec<(u64, Action)> = serde_json::from_str::<serde_json::Value>(&v)
+                        .and_then(serde_json::from_value)
+                        .map_err(|e| format!("the actions in the link are not valid: {e}"))?;
                     if list.len() > MAX_ACTIONS {
                         return Err(format!("the link holds {} actions, at most {MAX_ACTIONS}", list.len()));
                     }
