@@ -35,16 +35,20 @@ pub struct Millis(pub u64);
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Millis;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration like \"30s\" or a whole number of milliseconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Millis, E> {
+                Ok(Millis(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Millis, E> {
+                parse_duration_ms(s).map(Millis).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Millis(n)),
-            Raw::S(s) => parse_duration_ms(&s).map(Millis).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(V)
     }
 }
 
@@ -239,5 +243,22 @@ impl Scenario {
 
     pub fn by_id(id: &str) -> Option<Scenario> {
         Scenario::builtin().into_iter().find(|s| s.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_is_a_string_with_a_unit_or_whole_milliseconds() {
+        let read = |j: &str| serde_json::from_str::<Millis>(j).map(|m| m.0).map_err(|e| e.to_string());
+        assert_eq!(read("1500"), Ok(1500));
+        assert_eq!(read("\"1.5s\""), Ok(1500));
+        assert_eq!(read("\"2m\""), Ok(120_000));
+        for bad in ["-5", "1.5", "true", "null", "\"soon\"", "[1]"] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        assert!(read("-5").unwrap_err().contains("a duration like \"30s\" or a whole number of milliseconds"));
     }
 }
