@@ -79,7 +79,9 @@ impl Obj {
         r.unwrap_or(serde_json::Value::Null)
     }
 
-    /// The length of the object's JSON, counted while serializing (no tree, no buffer).
+    /// The length of the object's JSON. Slices and Endpoints (what watchers are charged for on
+    /// every write) are counted while serializing, with no tree and no buffer; the other kinds
+    /// through a JSON value, which keeps a second copy of their serializers out of the wasm.
     pub fn json_len(&self) -> usize {
         struct Count(usize);
         impl std::io::Write for Count {
@@ -92,10 +94,11 @@ impl Obj {
             }
         }
         let mut c = Count(0);
+        let through_value = |v: Result<serde_json::Value, serde_json::Error>| v.map(|v| v.to_string().len()).unwrap_or(0);
         let r = match self {
-            Obj::Node(o) => serde_json::to_writer(&mut c, &super::lean::LeanNode(o)),
-            Obj::Pod(o) => serde_json::to_writer(&mut c, &super::lean::LeanPod(o)),
-            Obj::Service(o) => serde_json::to_writer(&mut c, o),
+            Obj::Node(o) => return through_value(serde_json::to_value(super::lean::LeanNode(o))),
+            Obj::Pod(o) => return through_value(serde_json::to_value(super::lean::LeanPod(o))),
+            Obj::Service(o) => return through_value(serde_json::to_value(o)),
             Obj::EndpointSlice(o) => serde_json::to_writer(&mut c, o),
             Obj::Endpoints(o) => serde_json::to_writer(&mut c, o),
         };
