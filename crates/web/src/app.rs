@@ -1655,7 +1655,8 @@ impl App {
         match seen.get(id) {
             Some((old, marks)) if old == text => marks.clone(),
             Some((old, _)) => {
-                let before: std::collections::BTreeSet<&str> = slicelab_core::sort::set(old.lines());
+                let before: std::collections::BTreeSet<&str> =
+                    slicelab_core::sort::set(old.lines());
                 let marks: Vec<bool> = lines.iter().map(|l| !before.contains(l)).collect();
                 seen.insert(id.to_string(), (text.to_string(), marks.clone()));
                 marks

@@ -1,10 +1,11 @@
-//! Charts drawn with plotters on canvases: endpoints and slices over time, API writes per controller
-//! sync, connections per second by outcome, requests per Pod, and the bytes sent to watchers by the
-//! legacy Endpoints object against EndpointSlices.
+//! Charts drawn on canvases: endpoints and slices over time, API writes per controller sync,
+//! connections per second by outcome, requests per Pod, and the bytes sent to watchers by the legacy
+//! Endpoints object against EndpointSlices. Drawn with the canvas's own 2D API (axes with round
+//! ticks, a grid, lines or bars, a legend): a charting library cost the wasm about 16 KB gzipped more.
 
-use plotters::prelude::*;
 use slicelab_core::sim::Sim;
-use web_sys::HtmlCanvasElement;
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use yew::prelude::*;
 
 const W: u32 = 520;
@@ -41,11 +42,21 @@ impl Refs {
     }
 }
 
+/// A colour, written for the canvas as `rgb(r,g,b)`.
+#[derive(Clone, Copy)]
+struct Rgb(u8, u8, u8);
+
+impl Rgb {
+    fn css(self) -> String {
+        format!("rgb({},{},{})", self.0, self.1, self.2)
+    }
+}
+
 struct Palette {
-    fg: RGBColor,
-    grid: RGBColor,
-    /// The card behind the chart: every redraw paints it first (plotters does not clear).
-    bg: RGBColor,
+    fg: Rgb,
+    grid: Rgb,
+    /// The card behind the chart: every redraw paints it first.
+    bg: Rgb,
 }
 
 fn palette(canvas: &HtmlCanvasElement) -> Palette {
@@ -56,160 +67,195 @@ fn palette(canvas: &HtmlCanvasElement) -> Palette {
                 .is_some_and(|m| m.matches()));
     if dark {
         Palette {
-            fg: RGBColor(220, 222, 230),
-            grid: RGBColor(60, 64, 76),
-            bg: RGBColor(29, 32, 39),
+            fg: Rgb(220, 222, 230),
+            grid: Rgb(60, 64, 76),
+            bg: Rgb(29, 32, 39),
         }
     } else {
         Palette {
-            fg: RGBColor(40, 42, 50),
-            grid: RGBColor(222, 224, 230),
-            bg: RGBColor(255, 255, 255),
+            fg: Rgb(40, 42, 50),
+            grid: Rgb(222, 224, 230),
+            bg: Rgb(255, 255, 255),
         }
     }
 }
 
 // Okabe–Ito, safe for colour-blind readers.
-const BLUE: RGBColor = RGBColor(0, 114, 178);
-const GREEN: RGBColor = RGBColor(0, 158, 115);
-const ORANGE: RGBColor = RGBColor(230, 159, 0);
-const VERMILLION: RGBColor = RGBColor(213, 94, 0);
-const PURPLE: RGBColor = RGBColor(204, 121, 167);
-const SKY: RGBColor = RGBColor(86, 180, 233);
+const BLUE: Rgb = Rgb(0, 114, 178);
+const GREEN: Rgb = Rgb(0, 158, 115);
+const ORANGE: Rgb = Rgb(230, 159, 0);
+const VERMILLION: Rgb = Rgb(213, 94, 0);
+const PURPLE: Rgb = Rgb(204, 121, 167);
+const SKY: Rgb = Rgb(86, 180, 233);
 
-/// The canvas behind `r`, cleared, and the colours of its theme.
-mod canvas {
-    use plotters::prelude::DrawingBackend;
-    use plotters_backend::{
-        BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
-    };
-    use plotters_canvas::CanvasBackend;
-    use web_sys::HtmlCanvasElement;
+/// A round step (1, 2 or 5 times a power of ten) that cuts `0..max` into about `n` parts.
+fn nice_step(max: f64, n: usize) -> f64 {
+    let raw = (max / n.max(1) as f64).max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(raw.log10().floor());
+    let f = raw / mag;
+    mag * if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    }
+}
 
-    /// plotters-canvas with one change: text is measured with the canvas's own `measureText`. The
-    /// default measures by putting the text in the page and reading its size, which forces the browser
-    /// to lay out the whole page (with a thousand Pods on it, the longest part of a frame).
-    pub struct Canvas {
-        inner: CanvasBackend,
-        context: web_sys::CanvasRenderingContext2d,
+/// A tick label: whole numbers without decimals, fractions with as many as the step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    if step >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        let decimals = (-step.log10()).ceil().clamp(1.0, 6.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+/// A chart's frame: the canvas cleared, title, axes, ticks and grid drawn; maps data to pixels.
+struct Plot {
+    ctx: CanvasRenderingContext2d,
+    fg: Rgb,
+    bg: Rgb,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    xmax: f64,
+    ymax: f64,
+}
+
+const FONT: &str = "11px sans-serif";
+
+impl Plot {
+    /// `x_ticks == 0` draws no vertical grid lines (bars mark their own places).
+    fn new(
+        r: &NodeRef,
+        title: &str,
+        x_label: &str,
+        xmax: f64,
+        ymax: f64,
+        x_ticks: usize,
+    ) -> Option<Plot> {
+        let canvas = r.cast::<HtmlCanvasElement>()?;
+        let pal = palette(&canvas);
+        let ctx: CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+        let (w, h) = (canvas.width() as f64, canvas.height() as f64);
+        ctx.set_fill_style_str(&pal.bg.css());
+        ctx.fill_rect(0.0, 0.0, w, h);
+        let p = Plot {
+            ctx,
+            fg: pal.fg,
+            bg: pal.bg,
+            left: 56.0,
+            right: w - 18.0,
+            top: 34.0,
+            bottom: h - 46.0,
+            xmax: xmax.max(1e-9),
+            ymax: ymax.max(1e-9),
+        };
+        let ctx = &p.ctx;
+        ctx.set_fill_style_str(&pal.fg.css());
+        ctx.set_text_align("left");
+        ctx.set_text_baseline("middle");
+        ctx.set_font("bold 12px sans-serif");
+        let _ = ctx.fill_text(title, 8.0, 16.0);
+        ctx.set_font(FONT);
+        ctx.set_text_align("center");
+        ctx.set_text_baseline("alphabetic");
+        let _ = ctx.fill_text(x_label, (p.left + p.right) / 2.0, h - 10.0);
+        ctx.set_line_width(1.0);
+        // Horizontal grid and y labels.
+        let ystep = nice_step(p.ymax, 5);
+        ctx.set_text_align("right");
+        ctx.set_text_baseline("middle");
+        let mut y = 0.0;
+        while y <= p.ymax + ystep * 1e-9 {
+            let py = p.py(y).round() + 0.5;
+            p.line(p.left, py, p.right, py, pal.grid);
+            let _ = ctx.fill_text(&tick_label(y, ystep), p.left - 6.0, py);
+            y += ystep;
+        }
+        // Vertical grid and x labels.
+        ctx.set_text_align("center");
+        ctx.set_text_baseline("top");
+        let xstep = nice_step(p.xmax, x_ticks.max(5));
+        let mut x = 0.0;
+        while x <= p.xmax + xstep * 1e-9 {
+            let px = p.px(x).round() + 0.5;
+            if x_ticks > 0 {
+                p.line(px, p.top, px, p.bottom, pal.grid);
+            }
+            p.line(px, p.bottom, px, p.bottom + 4.0, pal.fg);
+            let _ = ctx.fill_text(&tick_label(x, xstep), px, p.bottom + 7.0);
+            x += xstep;
+        }
+        // Axes.
+        p.line(p.left + 0.5, p.top, p.left + 0.5, p.bottom + 0.5, pal.fg);
+        p.line(p.left, p.bottom + 0.5, p.right, p.bottom + 0.5, pal.fg);
+        Some(p)
     }
 
-    impl Canvas {
-        pub fn new(canvas: HtmlCanvasElement) -> Option<Canvas> {
-            use wasm_bindgen::JsCast;
-            let context = canvas.get_context("2d").ok()??.dyn_into().ok()?;
-            Some(Canvas {
-                inner: CanvasBackend::with_canvas_object(canvas)?,
-                context,
-            })
-        }
+    fn px(&self, x: f64) -> f64 {
+        self.left + x / self.xmax * (self.right - self.left)
     }
 
-    type Drawn = Result<(), DrawingErrorKind<<CanvasBackend as DrawingBackend>::ErrorType>>;
+    fn py(&self, y: f64) -> f64 {
+        self.bottom - y / self.ymax * (self.bottom - self.top)
+    }
 
-    impl DrawingBackend for Canvas {
-        type ErrorType = <CanvasBackend as DrawingBackend>::ErrorType;
+    fn line(&self, x0: f64, y0: f64, x1: f64, y1: f64, color: Rgb) {
+        self.ctx.set_stroke_style_str(&color.css());
+        self.ctx.begin_path();
+        self.ctx.move_to(x0, y0);
+        self.ctx.line_to(x1, y1);
+        self.ctx.stroke();
+    }
 
-        fn get_size(&self) -> (u32, u32) {
-            self.inner.get_size()
+    /// A series as a line two pixels wide.
+    fn series(&self, pts: &[(f64, f64)], color: Rgb) {
+        let ctx = &self.ctx;
+        ctx.set_stroke_style_str(&color.css());
+        ctx.set_line_width(2.0);
+        ctx.set_line_join("round");
+        ctx.begin_path();
+        for (i, &(x, y)) in pts.iter().enumerate() {
+            if i == 0 {
+                ctx.move_to(self.px(x), self.py(y));
+            } else {
+                ctx.line_to(self.px(x), self.py(y));
+            }
         }
-        fn ensure_prepared(&mut self) -> Drawn {
-            self.inner.ensure_prepared()
-        }
-        fn present(&mut self) -> Drawn {
-            self.inner.present()
-        }
-        fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Drawn {
-            self.inner.draw_pixel(point, color)
-        }
-        fn draw_line<S: BackendStyle>(
-            &mut self,
-            from: BackendCoord,
-            to: BackendCoord,
-            style: &S,
-        ) -> Drawn {
-            self.inner.draw_line(from, to, style)
-        }
-        fn draw_rect<S: BackendStyle>(
-            &mut self,
-            ul: BackendCoord,
-            br: BackendCoord,
-            style: &S,
-            fill: bool,
-        ) -> Drawn {
-            self.inner.draw_rect(ul, br, style, fill)
-        }
-        fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-            &mut self,
-            path: I,
-            style: &S,
-        ) -> Drawn {
-            self.inner.draw_path(path, style)
-        }
-        fn draw_circle<S: BackendStyle>(
-            &mut self,
-            c: BackendCoord,
-            r: u32,
-            style: &S,
-            fill: bool,
-        ) -> Drawn {
-            self.inner.draw_circle(c, r, style, fill)
-        }
-        fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-            &mut self,
-            vert: I,
-            style: &S,
-        ) -> Drawn {
-            self.inner.fill_polygon(vert, style)
-        }
-        fn draw_text<T: BackendTextStyle>(
-            &mut self,
-            text: &str,
-            style: &T,
-            pos: BackendCoord,
-        ) -> Drawn {
-            self.inner.draw_text(text, style, pos)
-        }
-        fn estimate_text_size<T: BackendTextStyle>(
-            &self,
-            text: &str,
-            style: &T,
-        ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
-            self.context.set_font(&format!(
-                "{} {}px {}",
-                style.style().as_str(),
-                style.size(),
-                style.family().as_str()
-            ));
-            let width = self
-                .context
-                .measure_text(text)
-                .map(|m| m.width())
-                .unwrap_or(0.0);
-            // The line box the page would give the text.
-            Ok((width.ceil() as u32, (style.size() * 1.2).ceil() as u32))
-        }
-        fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> Drawn {
-            self.inner.blit_bitmap(pos, size, src)
+        ctx.stroke();
+        ctx.set_line_width(1.0);
+    }
+
+    /// The legend, in the title's row at the right, clear of the data.
+    fn legend(&self, entries: &[(&str, Rgb)]) {
+        let ctx = &self.ctx;
+        ctx.set_font(FONT);
+        ctx.set_text_align("left");
+        ctx.set_text_baseline("middle");
+        let y = 16.0;
+        let mut x = self.right;
+        for (name, color) in entries.iter().rev() {
+            let w = ctx.measure_text(name).map(|m| m.width()).unwrap_or(0.0);
+            x -= w + 20.0;
+            ctx.set_line_width(2.0);
+            self.line(x, y, x + 14.0, y, *color);
+            ctx.set_line_width(1.0);
+            ctx.set_fill_style_str(&self.fg.css());
+            let _ = ctx.fill_text(name, x + 18.0, y);
+            x -= 12.0;
         }
     }
 }
-use canvas::Canvas;
 
-fn area(r: &NodeRef) -> Option<(DrawingArea<Canvas, plotters::coord::Shift>, Palette)> {
-    let canvas = r.cast::<HtmlCanvasElement>()?;
-    let pal = palette(&canvas);
-    let root = Canvas::new(canvas)?.into_drawing_area();
-    let _ = root.fill(&pal.bg);
-    Some((root, pal))
-}
-
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+type Series<'a> = (&'a str, Rgb, Vec<(f64, f64)>);
 
 fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
-    let Some((root, pal)) = area(r) else {
-        return;
-    };
     let xmax = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.0))
@@ -219,77 +265,28 @@ fn lines(r: &NodeRef, title: &str, series: &[Series], x_label: &str) {
         .flat_map(|s| s.2.iter().map(|p| p.1))
         .fold(1.0f64, f64::max)
         * 1.1;
-    let chart = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(18)
-        .caption(title, ("sans-serif", 13).into_font().color(&pal.fg))
-        .x_label_area_size(38)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax);
-    let Ok(mut chart) = chart else { return };
-    let _ = chart
-        .configure_mesh()
-        .light_line_style(pal.grid)
-        .bold_line_style(pal.grid)
-        .axis_style(pal.fg)
-        .label_style(("sans-serif", 11).into_font().color(&pal.fg))
-        .x_desc(x_label)
-        .x_labels(6)
-        .y_labels(5)
-        .draw();
-    for (name, color, pts) in series {
-        if let Ok(s) =
-            chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-        {
-            let c = *color;
-            s.label(*name).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
-            });
-        }
+    let Some(plot) = Plot::new(r, title, x_label, xmax, ymax, 6) else {
+        return;
+    };
+    for (_, color, pts) in series {
+        plot.series(pts, *color);
     }
-    let _ = chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 11).into_font().color(&pal.fg))
-        .background_style(TRANSPARENT)
-        .border_style(TRANSPARENT)
-        .draw();
-    let _ = root.present();
+    let entries: Vec<(&str, Rgb)> = series.iter().map(|s| (s.0, s.1)).collect();
+    plot.legend(&entries);
 }
 
 fn bars(r: &NodeRef, title: &str, values: &[u64]) {
-    let Some((root, pal)) = area(r) else {
-        return;
-    };
     let n = values.len().max(1);
     let ymax = values.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
-    let Ok(mut chart) = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(18)
-        .caption(title, ("sans-serif", 13).into_font().color(&pal.fg))
-        .x_label_area_size(38)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..n as f64, 0.0..ymax)
-    else {
+    let Some(plot) = Plot::new(r, title, "Pods, busiest first", n as f64, ymax, 0) else {
         return;
     };
-    let _ = chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(pal.grid)
-        .bold_line_style(pal.grid)
-        .axis_style(pal.fg)
-        .label_style(("sans-serif", 11).into_font().color(&pal.fg))
-        .x_desc("Pods, busiest first")
-        .y_labels(5)
-        .draw();
-    let _ = chart.draw_series(values.iter().enumerate().map(|(i, v)| {
-        Rectangle::new(
-            [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *v as f64)],
-            BLUE.filled(),
-        )
-    }));
-    let _ = root.present();
+    plot.ctx.set_fill_style_str(&BLUE.css());
+    for (i, v) in values.iter().enumerate() {
+        let (x0, x1) = (plot.px(i as f64 + 0.1), plot.px(i as f64 + 0.9));
+        let y = plot.py(*v as f64);
+        plot.ctx.fill_rect(x0, y, x1 - x0, plot.bottom - y);
+    }
 }
 
 /// How many charts there are.
