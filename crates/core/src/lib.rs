@@ -5,6 +5,7 @@
 pub mod case;
 pub mod controller;
 pub mod fixtures;
+pub mod float;
 pub mod input;
 pub mod paste;
 pub mod ip;

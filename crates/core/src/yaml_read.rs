@@ -988,7 +988,7 @@ fn float(s: &str) -> Option<f64> {
         ".nan" | ".NaN" | ".NAN" if unsigned.len() == s.len() => return Some(f64::NAN),
         _ => {}
     }
-    unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
+    crate::float::parse(unsigned).filter(|f| f.is_finite())
 }
 
 /// The core schema tags; any other tag is refused.

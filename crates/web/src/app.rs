@@ -1149,14 +1149,14 @@ impl App {
         let on_scrub = link.callback(|e: InputEvent| {
             let v = e
                 .target_dyn_into::<HtmlInputElement>()
-                .and_then(|i| i.value().parse::<f64>().ok())
+                .and_then(|i| slicelab_core::float::parse(&i.value()))
                 .unwrap_or(0.0);
             Msg::Scrub(v as u64)
         });
         let on_speed = link.callback(|e: InputEvent| {
             let v = e
                 .target_dyn_into::<HtmlInputElement>()
-                .and_then(|i| i.value().parse::<f64>().ok())
+                .and_then(|i| slicelab_core::float::parse(&i.value()))
                 .unwrap_or(500.0);
             Msg::Speed(slider_to_speed(v))
         });
@@ -1762,7 +1762,7 @@ impl App {
             .proxy_mode
             .clone()
             .unwrap_or_else(|| "iptables".into());
-        let num = |e: &Event| input_value(e).parse::<f64>().unwrap_or(0.0);
+        let num = |e: &Event| slicelab_core::float::parse(&input_value(e)).unwrap_or(0.0);
         let on_seed = link.batch_callback(|e: Event| {
             input_value(&e)
                 .parse::<u64>()

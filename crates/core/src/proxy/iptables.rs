@@ -61,7 +61,7 @@ pub fn probability(n: usize) -> String {
 
 /// The probability as the kernel stores it: a fraction of 2^31, rounded to the nearest.
 pub fn kernel_threshold(p: &str) -> u32 {
-    let v: f64 = p.parse().unwrap_or(0.0);
+    let v: f64 = crate::float::parse(p).unwrap_or(0.0);
     (v * 2_147_483_648.0).round().clamp(0.0, 2_147_483_648.0) as u32
 }
 

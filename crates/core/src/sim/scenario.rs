@@ -21,7 +21,7 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     } else {
         (s, 1)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s:?} (use e.g. 500ms, 30s, 10m, 1h)"))?;
+    let v: f64 = crate::float::parse(num.trim()).ok_or_else(|| format!("not a duration: {s:?} (use e.g. 500ms, 30s, 10m, 1h)"))?;
     if !v.is_finite() || v < 0.0 || v * mul as f64 > 100.0 * 3_600_000.0 {
         return Err(format!("duration out of range: {s:?} (0 to 100h)"));
     }

@@ -298,7 +298,7 @@ impl Shared {
                 "etp" => kn.external_policy = Some(v),
                 "aff" => kn.session_affinity = Some(flag(k, &v)?),
                 "mode" => kn.proxy_mode = Some(v),
-                "rate" => kn.rate = Some(num(k, &v)?),
+                "rate" => kn.rate = Some(crate::float::parse(&v).ok_or_else(|| format!("`{k}` is not a valid number: {v:?}"))?),
                 "a" => {
                     // Through a JSON value, the one way actions are read anywhere (one copy of their decoder).
                     let list: Vec<(u64, Action)> = serde_json::from_str::<serde_json::Value>(&v)
