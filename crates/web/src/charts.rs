@@ -118,7 +118,6 @@ fn tick_label(v: f64, step: f64) -> String {
 struct Plot {
     ctx: CanvasRenderingContext2d,
     fg: Rgb,
-    bg: Rgb,
     left: f64,
     right: f64,
     top: f64,
@@ -148,7 +147,6 @@ impl Plot {
         let p = Plot {
             ctx,
             fg: pal.fg,
-            bg: pal.bg,
             left: 56.0,
             right: w - 18.0,
             top: 34.0,
