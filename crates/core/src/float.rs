@@ -29,6 +29,41 @@ pub fn parse(text: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// Whether `text` reads as an `f64` (as `text.parse::<f64>().is_ok()`), without converting it.
+pub fn is_number(text: &str) -> bool {
+    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if ["inf", "infinity", "nan"].iter().any(|w| body.eq_ignore_ascii_case(w)) {
+        return true;
+    }
+    let b = body.as_bytes();
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut i = 0;
+    let mut n = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// How many significant digits are kept: more than the 767 that can decide a rounding; a nonzero
 /// digit dropped after them is kept as a final 1, which breaks a tie the same way.
 const MAX_DIGITS: usize = 800;
@@ -117,6 +152,13 @@ fn decimal(s: &str) -> Option<f64> {
     if magnitude < -330 {
         return Some(0.0);
     }
+    // Up to 15 digits and a power of ten up to 22 are exact in an f64, and one multiplication or
+    // division of exact values is correctly rounded: most texts take this path.
+    if digits.len() <= 15 && exp10.abs() <= 22 {
+        let m = digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d)) as f64;
+        let p = POW10[exp10.unsigned_abs() as usize];
+        return Some(if exp10 < 0 { m / p } else { m * p });
+    }
     let mut n = Big::from_digits(&digits);
     if exp10 >= 0 {
         n.mul_pow5(exp10 as u32);
@@ -132,6 +174,11 @@ fn decimal(s: &str) -> Option<f64> {
         Some(round(&q, -(i64::from(k)) - shift as i64, !exact))
     }
 }
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
 
 /// `q × 2^e2` (plus something below its last bit when `sticky`) rounded to the nearest `f64`,
 /// ties to even.
@@ -317,6 +364,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn same(text: &str) {
+        assert_eq!(is_number(text), text.parse::<f64>().is_ok(), "{text:?}");
         let want = text.parse::<f64>().ok();
         let got = parse(text);
         match (want, got) {

@@ -131,7 +131,7 @@ fn plain_is_safe(s: &str) -> bool {
 
 /// Numbers (ints with `_`, hex, octal, binary, sexagesimal, floats, `inf`/`nan`) and timestamps.
 fn looks_like_number_or_time(s: &str) -> bool {
-    if crate::float::parse(s).is_some() {
+    if crate::float::is_number(s) {
         return true;
     }
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
