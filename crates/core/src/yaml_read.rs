@@ -773,8 +773,8 @@ impl Reader<'_> {
         let (anchor, tag) = self.properties()?;
         self.skip_blank_lines()?;
         let v = match self.peek() {
-            b'[' => self.flow_seq()?,
-            b'{' => self.flow_map()?,
+            b'[' => self.flow_collection(false)?,
+            b'{' => self.flow_collection(true)?,
             b'"' => self.double_quoted()?,
             b'\'' => self.single_quoted()?,
             b'*' => self.alias()?,
@@ -803,50 +803,57 @@ impl Reader<'_> {
         Ok(self.peek() == b':' && (quoted_key || blank(self.at(1)) || flow_indicator(self.at(1))))
     }
 
-    fn flow_seq(&mut self) -> Result<Value, String> {
-        self.flow += 1;
-        let v = self.flow_seq_items();
-        self.flow -= 1;
-        v
-    }
-
-    fn flow_seq_items(&mut self) -> Result<Value, String> {
+    /// A flow sequence (`[a, b]`, where `a: 1` is a one-pair mapping) or mapping (`{a: 1, b}`),
+    /// from its opening bracket to its closing one. (An error ends the whole reading, so the
+    /// count of open collections need not be restored on the way out.)
+    fn flow_collection(&mut self, map: bool) -> Result<Value, String> {
+        let (close, what) = if map { (b'}', "mapping `{`") } else { (b']', "sequence `[`") };
         let open = self.pos;
         self.pos += 1;
-        let mut items = Vec::new();
+        self.flow += 1;
+        let (mut items, mut m) = (Vec::new(), Map::new());
         loop {
             self.skip_blank_lines()?;
-            if self.peek() == b']' {
+            if self.peek() == close {
                 self.pos += 1;
-                return Ok(Value::Array(items));
+                break;
             }
             if self.eof() {
                 self.pos = open;
-                return Err(self.err("a flow sequence `[` is not closed"));
+                return Err(self.err(&format!("a flow {what} is not closed")));
+            }
+            if map && self.peek() == b'?' && blank(self.at(1)) {
+                return Err(self.err("complex mapping keys (`? `) are not supported"));
             }
             let quoted = matches!(self.peek(), b'"' | b'\'');
             let v = self.flow_node()?;
-            let v = if self.flow_colon(quoted)? {
-                // A single-pair mapping: `[a: 1]`.
+            if self.flow_colon(quoted)? {
                 self.pos += 1;
                 let key = key_text(v).map_err(|e| self.err(&e))?;
                 let value = self.flow_value()?;
-                Value::Object(Map::from_iter([(key, value)]))
+                if map {
+                    m.insert(key, value);
+                } else {
+                    items.push(Value::Object(Map::from_iter([(key, value)])));
+                }
+            } else if map {
+                m.insert(key_text(v).map_err(|e| self.err(&e))?, Value::Null);
             } else {
-                v
-            };
-            items.push(v);
+                items.push(v);
+            }
             self.skip_blank_lines()?;
             match self.peek() {
                 b',' => self.pos += 1,
-                b']' => {}
+                c if c == close && !self.eof() => {}
                 _ if self.eof() => {
                     self.pos = open;
-                    return Err(self.err("a flow sequence `[` is not closed"));
+                    return Err(self.err(&format!("a flow {what} is not closed")));
                 }
-                _ => return Err(self.err("expected `,` or `]` in a flow sequence")),
+                _ => return Err(self.err(&format!("expected `,` or `{}` in a flow {what}", close as char))),
             }
         }
+        self.flow -= 1;
+        Ok(if map { Value::Object(m) } else { Value::Array(items) })
     }
 
     /// The value after a flow key's `:` (null when there is none).
@@ -856,53 +863,6 @@ impl Reader<'_> {
             Ok(Value::Null)
         } else {
             self.flow_node()
-        }
-    }
-
-    fn flow_map(&mut self) -> Result<Value, String> {
-        self.flow += 1;
-        let v = self.flow_map_items();
-        self.flow -= 1;
-        v
-    }
-
-    fn flow_map_items(&mut self) -> Result<Value, String> {
-        let open = self.pos;
-        self.pos += 1;
-        let mut m = Map::new();
-        loop {
-            self.skip_blank_lines()?;
-            if self.peek() == b'}' {
-                self.pos += 1;
-                return Ok(Value::Object(m));
-            }
-            if self.eof() {
-                self.pos = open;
-                return Err(self.err("a flow mapping `{` is not closed"));
-            }
-            if self.peek() == b'?' && blank(self.at(1)) {
-                return Err(self.err("complex mapping keys (`? `) are not supported"));
-            }
-            let quoted = matches!(self.peek(), b'"' | b'\'');
-            let k = self.flow_node()?;
-            let key = key_text(k).map_err(|e| self.err(&e))?;
-            let v = if self.flow_colon(quoted)? {
-                self.pos += 1;
-                self.flow_value()?
-            } else {
-                Value::Null
-            };
-            m.insert(key, v);
-            self.skip_blank_lines()?;
-            match self.peek() {
-                b',' => self.pos += 1,
-                b'}' => {}
-                _ if self.eof() => {
-                    self.pos = open;
-                    return Err(self.err("a flow mapping `{` is not closed"));
-                }
-                _ => return Err(self.err("expected `,` or `}` in a flow mapping")),
-            }
         }
     }
 }
