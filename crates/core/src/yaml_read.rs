@@ -34,7 +34,15 @@ pub fn documents(text: &str) -> Result<Vec<Value>, String> {
     } else {
         text
     };
-    let mut r = Reader { s: text.as_bytes(), pos: 0, anchors: HashMap::new(), alias_nodes: 0, depth: 0, flow: 0, raw_plain: None };
+    let mut r = Reader {
+        s: text.as_bytes(),
+        pos: 0,
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        depth: 0,
+        flow: 0,
+        raw_plain: None,
+    };
     let mut docs = Vec::new();
     loop {
         r.skip_blank_lines()?;
@@ -120,7 +128,10 @@ impl Reader<'_> {
     }
 
     fn line_start(&self) -> usize {
-        self.s[..self.pos].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        self.s[..self.pos]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
     }
 
     fn col(&self) -> usize {
@@ -128,8 +139,14 @@ impl Reader<'_> {
     }
 
     fn err(&self, msg: &str) -> String {
-        let line = self.s[..self.pos.min(self.s.len())].iter().filter(|&&b| b == b'\n').count() + 1;
-        let col = std::str::from_utf8(&self.s[self.line_start()..self.pos.min(self.s.len())]).map_or(0, |t| t.chars().count()) + 1;
+        let line = self.s[..self.pos.min(self.s.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        let col = std::str::from_utf8(&self.s[self.line_start()..self.pos.min(self.s.len())])
+            .map_or(0, |t| t.chars().count())
+            + 1;
         format!("{msg} at line {line} column {col}")
     }
 
@@ -202,7 +219,12 @@ impl Reader<'_> {
     /// start on this line or on a later one. `seq_same` lets a sequence sit at the parent's
     /// indentation (`key:` then `- a`); `map_here` is false right after `key: `, where a mapping
     /// cannot start on the same line.
-    fn block_node(&mut self, parent: isize, seq_same: bool, map_here: bool) -> Result<Value, String> {
+    fn block_node(
+        &mut self,
+        parent: isize,
+        seq_same: bool,
+        map_here: bool,
+    ) -> Result<Value, String> {
         let start_line = self.line_start();
         self.skip_blank_lines()?;
         let same_line = self.line_start() == start_line;
@@ -227,6 +249,16 @@ impl Reader<'_> {
         } else {
             self.block_node_here(parent, col, map_here)?
         };
+        self.finish_node(v, anchor, tag)
+    }
+
+    /// A node read: leaves its depth, applies its tag and records its anchor.
+    fn finish_node(
+        &mut self,
+        v: Value,
+        anchor: Option<String>,
+        tag: Option<String>,
+    ) -> Result<Value, String> {
         self.depth -= 1;
         let raw = self.raw_plain.take();
         let v = apply_tag(tag.as_deref(), v, raw).map_err(|e| self.err(&e))?;
@@ -284,7 +316,12 @@ impl Reader<'_> {
     }
 
     /// The node that starts at this position, in column `col`.
-    fn block_node_here(&mut self, parent: isize, col: isize, map_here: bool) -> Result<Value, String> {
+    fn block_node_here(
+        &mut self,
+        parent: isize,
+        col: isize,
+        map_here: bool,
+    ) -> Result<Value, String> {
         match self.peek() {
             b'-' if blank(self.at(1)) => {
                 if !map_here {
@@ -292,7 +329,9 @@ impl Reader<'_> {
                 }
                 self.block_seq(col)
             }
-            b'?' if blank(self.at(1)) => Err(self.err("complex mapping keys (`? `) are not supported")),
+            b'?' if blank(self.at(1)) => {
+                Err(self.err("complex mapping keys (`? `) are not supported"))
+            }
             b'|' | b'>' => self.block_scalar(parent),
             b'*' => {
                 let v = self.alias()?;
@@ -318,8 +357,7 @@ impl Reader<'_> {
                 }
                 self.pos = start;
                 match self.peek() {
-                    b'"' => self.double_quoted(),
-                    b'\'' => self.single_quoted(),
+                    b'"' | b'\'' => self.quoted(),
                     _ => {
                         let raw = self.plain(parent, false)?;
                         let v = resolve(&raw);
@@ -349,18 +387,18 @@ impl Reader<'_> {
     /// A key on one line: quoted, or plain up to `: `. None when what is here cannot be a key.
     fn key_scalar(&mut self) -> Result<Option<String>, String> {
         Ok(match self.peek() {
-            b'"' => match self.double_quoted()? {
-                Value::String(s) => Some(s),
-                _ => None,
-            },
-            b'\'' => match self.single_quoted()? {
+            b'"' | b'\'' => match self.quoted()? {
                 Value::String(s) => Some(s),
                 _ => None,
             },
             _ => {
                 let start = self.pos;
                 self.plain_line(false);
-                Some(String::from_utf8_lossy(&self.s[start..self.pos]).trim_end().to_string())
+                Some(
+                    String::from_utf8_lossy(&self.s[start..self.pos])
+                        .trim_end()
+                        .to_string(),
+                )
             }
         })
     }
@@ -458,7 +496,9 @@ impl Reader<'_> {
         loop {
             let start = self.pos;
             self.plain_line(flow);
-            out.push_str(String::from_utf8_lossy(&self.s[start..self.pos]).trim_end_matches([' ', '\t']));
+            out.push_str(
+                String::from_utf8_lossy(&self.s[start..self.pos]).trim_end_matches([' ', '\t']),
+            );
             if self.peek() != b'\n' {
                 break;
             }
@@ -539,38 +579,6 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn single_quoted(&mut self) -> Result<Value, String> {
-        let open = self.pos;
-        self.pos += 1;
-        let mut out = String::new();
-        let mut keep = 0;
-        loop {
-            match self.peek() {
-                _ if self.eof() => {
-                    self.pos = open;
-                    return Err(self.err("a single-quoted scalar is not closed"));
-                }
-                b'\'' if self.at(1) == b'\'' => {
-                    out.push('\'');
-                    self.pos += 2;
-                }
-                b'\'' => {
-                    self.pos += 1;
-                    return Ok(Value::String(out));
-                }
-                b'\n' => self.fold_break(&mut out, keep)?,
-                _ => {
-                    let ch = self.char_here();
-                    out.push(ch);
-                    self.pos += ch.len_utf8();
-                }
-            }
-            if !matches!(out.as_bytes().last(), Some(b' ' | b'\t')) {
-                keep = out.len();
-            }
-        }
-    }
-
     fn char_here(&self) -> char {
         std::str::from_utf8(&self.s[self.pos..(self.pos + 4).min(self.s.len())])
             .or_else(|e| std::str::from_utf8(&self.s[self.pos..self.pos + e.valid_up_to()]))
@@ -579,7 +587,9 @@ impl Reader<'_> {
             .unwrap_or('\u{fffd}')
     }
 
-    fn double_quoted(&mut self) -> Result<Value, String> {
+    /// A single- or double-quoted scalar (which one, by the quote here).
+    fn quoted(&mut self) -> Result<Value, String> {
+        let q = self.peek();
         let open = self.pos;
         self.pos += 1;
         let mut out = String::new();
@@ -588,68 +598,20 @@ impl Reader<'_> {
             match self.peek() {
                 _ if self.eof() => {
                     self.pos = open;
-                    return Err(self.err("a double-quoted scalar is not closed"));
+                    let which = if q == b'"' { "double" } else { "single" };
+                    return Err(self.err(&format!("a {which}-quoted scalar is not closed")));
                 }
-                b'"' => {
+                b'\'' if q == b'\'' && self.at(1) == b'\'' => {
+                    out.push('\'');
+                    self.pos += 2;
+                }
+                c if c == q => {
                     self.pos += 1;
                     return Ok(Value::String(out));
                 }
                 b'\n' => self.fold_break(&mut out, keep)?,
-                b'\\' => {
-                    self.pos += 1;
-                    let e = self.peek();
-                    self.pos += 1;
-                    let simple = match e {
-                        b'0' => Some('\0'),
-                        b'a' => Some('\x07'),
-                        b'b' => Some('\x08'),
-                        b't' | b'\t' => Some('\t'),
-                        b'n' => Some('\n'),
-                        b'v' => Some('\x0b'),
-                        b'f' => Some('\x0c'),
-                        b'r' => Some('\r'),
-                        b'e' => Some('\x1b'),
-                        b' ' => Some(' '),
-                        b'"' => Some('"'),
-                        b'/' => Some('/'),
-                        b'\\' => Some('\\'),
-                        b'N' => Some('\u{85}'),
-                        b'_' => Some('\u{a0}'),
-                        b'L' => Some('\u{2028}'),
-                        b'P' => Some('\u{2029}'),
-                        _ => None,
-                    };
-                    match (simple, e) {
-                        (Some(c), _) => out.push(c),
-                        (None, b'x' | b'u' | b'U') => {
-                            let n = match e {
-                                b'x' => 2,
-                                b'u' => 4,
-                                _ => 8,
-                            };
-                            let hex = std::str::from_utf8(self.s.get(self.pos..self.pos + n).unwrap_or(b"")).unwrap_or("");
-                            let c = u32::from_str_radix(hex, 16).ok().filter(|_| hex.len() == n).and_then(char::from_u32);
-                            let Some(c) = c else {
-                                return Err(self.err(&format!("`\\{}` needs {n} hex digits of a valid character", e as char)));
-                            };
-                            out.push(c);
-                            self.pos += n;
-                        }
-                        (None, b'\n') => {
-                            // An escaped line break joins the lines without a space.
-                            self.skip_spaces();
-                            while self.peek() == b'\n' {
-                                out.push('\n');
-                                self.pos += 1;
-                                self.skip_spaces();
-                            }
-                            // The first escaped break adds nothing; only the empty lines after it count.
-                        }
-                        _ => {
-                            self.pos -= 1;
-                            return Err(self.err("unknown escape in a double-quoted scalar"));
-                        }
-                    }
+                b'\\' if q == b'"' => {
+                    self.escape(&mut out)?;
                     keep = out.len();
                     continue;
                 }
@@ -663,6 +625,72 @@ impl Reader<'_> {
                 keep = out.len();
             }
         }
+    }
+
+    /// A double-quoted scalar's escape, from its backslash.
+    fn escape(&mut self, out: &mut String) -> Result<(), String> {
+        self.pos += 1;
+        let e = self.peek();
+        self.pos += 1;
+        let simple = match e {
+            b'0' => Some('\0'),
+            b'a' => Some('\x07'),
+            b'b' => Some('\x08'),
+            b't' | b'\t' => Some('\t'),
+            b'n' => Some('\n'),
+            b'v' => Some('\x0b'),
+            b'f' => Some('\x0c'),
+            b'r' => Some('\r'),
+            b'e' => Some('\x1b'),
+            b' ' => Some(' '),
+            b'"' => Some('"'),
+            b'/' => Some('/'),
+            b'\\' => Some('\\'),
+            b'N' => Some('\u{85}'),
+            b'_' => Some('\u{a0}'),
+            b'L' => Some('\u{2028}'),
+            b'P' => Some('\u{2029}'),
+            _ => None,
+        };
+        match (simple, e) {
+            (Some(c), _) => out.push(c),
+            (None, b'x' | b'u' | b'U') => {
+                let n = match e {
+                    b'x' => 2,
+                    b'u' => 4,
+                    _ => 8,
+                };
+                let hex = std::str::from_utf8(self.s.get(self.pos..self.pos + n).unwrap_or(b""))
+                    .unwrap_or("");
+                let c = u32::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == n)
+                    .and_then(char::from_u32);
+                let Some(c) = c else {
+                    return Err(self.err(&format!(
+                        "`\\{}` needs {n} hex digits of a valid character",
+                        e as char
+                    )));
+                };
+                out.push(c);
+                self.pos += n;
+            }
+            (None, b'\n') => {
+                // An escaped line break joins the lines without a space.
+                self.skip_spaces();
+                while self.peek() == b'\n' {
+                    out.push('\n');
+                    self.pos += 1;
+                    self.skip_spaces();
+                }
+                // The first escaped break adds nothing; only the empty lines after it count.
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self.err("unknown escape in a double-quoted scalar"));
+            }
+        }
+        Ok(())
     }
 
     /// A literal (`|`) or folded (`>`) block scalar; its lines are indented more than `parent`.
@@ -688,7 +716,10 @@ impl Reader<'_> {
         while !self.eof() {
             // self.pos is at a line break.
             let line = self.pos + 1;
-            let end = self.s[line..].iter().position(|&b| b == b'\n').map_or(self.s.len(), |i| line + i);
+            let end = self.s[line..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.s.len(), |i| line + i);
             let text = &self.s[line..end];
             let spaces = text.iter().take_while(|&&b| b == b' ').count();
             let empty = text[spaces..].iter().all(|&b| b == b' ' || b == b'\t');
@@ -712,7 +743,9 @@ impl Reader<'_> {
             } else if spaces < want {
                 break;
             } else {
-                lines.push(std::str::from_utf8(&text[want..]).map_err(|_| self.err("invalid UTF-8"))?);
+                lines.push(
+                    std::str::from_utf8(&text[want..]).map_err(|_| self.err("invalid UTF-8"))?,
+                );
             }
             self.pos = end;
         }
@@ -775,8 +808,7 @@ impl Reader<'_> {
         let v = match self.peek() {
             b'[' => self.flow_collection(false)?,
             b'{' => self.flow_collection(true)?,
-            b'"' => self.double_quoted()?,
-            b'\'' => self.single_quoted()?,
+            b'"' | b'\'' => self.quoted()?,
             b'*' => self.alias()?,
             b']' | b'}' | b',' => Value::Null,
             0 => return Err(self.err("a flow collection is not closed")),
@@ -787,14 +819,7 @@ impl Reader<'_> {
                 v
             }
         };
-        self.depth -= 1;
-        let raw = self.raw_plain.take();
-        let v = apply_tag(tag.as_deref(), v, raw).map_err(|e| self.err(&e))?;
-        if let Some(a) = anchor {
-            let n = size(&v);
-            self.anchors.insert(a, (v.clone(), n));
-        }
-        Ok(v)
+        self.finish_node(v, anchor, tag)
     }
 
     /// After a flow entry: `:` (a key's value follows), `,`, or the closing bracket.
@@ -807,7 +832,11 @@ impl Reader<'_> {
     /// from its opening bracket to its closing one. (An error ends the whole reading, so the
     /// count of open collections need not be restored on the way out.)
     fn flow_collection(&mut self, map: bool) -> Result<Value, String> {
-        let (close, what) = if map { (b'}', "mapping `{`") } else { (b']', "sequence `[`") };
+        let (close, what) = if map {
+            (b'}', "mapping `{`")
+        } else {
+            (b']', "sequence `[`")
+        };
         let open = self.pos;
         self.pos += 1;
         self.flow += 1;
@@ -849,11 +878,20 @@ impl Reader<'_> {
                     self.pos = open;
                     return Err(self.err(&format!("a flow {what} is not closed")));
                 }
-                _ => return Err(self.err(&format!("expected `,` or `{}` in a flow {what}", close as char))),
+                _ => {
+                    return Err(self.err(&format!(
+                        "expected `,` or `{}` in a flow {what}",
+                        close as char
+                    )))
+                }
             }
         }
         self.flow -= 1;
-        Ok(if map { Value::Object(m) } else { Value::Array(items) })
+        Ok(if map {
+            Value::Object(m)
+        } else {
+            Value::Array(items)
+        })
     }
 
     /// The value after a flow key's `:` (null when there is none).
@@ -954,7 +992,10 @@ fn float(s: &str) -> Option<f64> {
 /// The core schema tags; any other tag is refused.
 fn apply_tag(tag: Option<&str>, v: Value, raw_plain: Option<String>) -> Result<Value, String> {
     let Some(tag) = tag else { return Ok(v) };
-    let name = tag.strip_prefix("!!").or_else(|| tag.strip_prefix("tag:yaml.org,2002:")).unwrap_or(tag);
+    let name = tag
+        .strip_prefix("!!")
+        .or_else(|| tag.strip_prefix("tag:yaml.org,2002:"))
+        .unwrap_or(tag);
     let text = match &v {
         _ if raw_plain.is_some() => raw_plain,
         Value::String(s) => Some(s.clone()),
@@ -968,8 +1009,13 @@ fn apply_tag(tag: Option<&str>, v: Value, raw_plain: Option<String>) -> Result<V
         ("str", Some(t)) => Ok(Value::String(t)),
         ("int", Some(t)) => integer(&t).ok_or_else(bad),
         ("float", Some(t)) => match integer(&t) {
-            Some(Value::Number(n)) => Ok(n.as_f64().and_then(Number::from_f64).map_or(Value::Null, Value::Number)),
-            _ => float(&t).map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)).ok_or_else(bad),
+            Some(Value::Number(n)) => Ok(n
+                .as_f64()
+                .and_then(Number::from_f64)
+                .map_or(Value::Null, Value::Number)),
+            _ => float(&t)
+                .map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number))
+                .ok_or_else(bad),
         },
         ("bool", Some(_)) if v.is_boolean() => Ok(v),
         ("null", Some(_)) if v.is_null() => Ok(v),
@@ -1076,16 +1122,39 @@ mod tests {
     fn hostile_input_is_refused_not_expanded() {
         let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
-            laughs += &format!("{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n", (b'a' + i) as char, (b'a' + i) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char);
+            laughs += &format!(
+                "{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n",
+                (b'a' + i) as char,
+                (b'a' + i) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char
+            );
         }
         assert!(documents(&laughs).unwrap_err().contains("too many"));
         let deep = "[".repeat(10_000);
         assert!(documents(&deep).unwrap_err().contains("nests too deeply"));
-        let deep_block: String = (0..2000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
-        assert!(documents(&deep_block).unwrap_err().contains("nests too deeply"));
+        let deep_block: String = (0..2000)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        assert!(documents(&deep_block)
+            .unwrap_err()
+            .contains("nests too deeply"));
         // serde_yaml reads complex keys; Kubernetes objects never have them, and we say so.
-        assert!(documents("? complex\n: key\n").unwrap_err().contains("complex mapping keys"));
-        assert_eq!(one("a: 1\n---\nb: 2\n").unwrap_err(), "expected one YAML document, found 2");
+        assert!(documents("? complex\n: key\n")
+            .unwrap_err()
+            .contains("complex mapping keys"));
+        assert_eq!(
+            one("a: 1\n---\nb: 2\n").unwrap_err(),
+            "expected one YAML document, found 2"
+        );
         assert_eq!(one("").unwrap(), Value::Null);
         assert_eq!(one("\u{feff}x: 1").unwrap(), json!({"x": 1}));
     }
@@ -1095,19 +1164,41 @@ mod tests {
         // Every Kubernetes object in the shared oracle (real Services, Pods, Nodes, slices), written
         // in serde_yaml's layout and in ours, reads back as itself and as serde_yaml reads it.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oracle");
-        let mut files: Vec<_> = std::fs::read_dir(dir.join("reconciler")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        files.extend([dir.join("controller-tests.json"), dir.join("proxy-tests.json")]);
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("reconciler"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.extend([
+            dir.join("controller-tests.json"),
+            dir.join("proxy-tests.json"),
+        ]);
         let mut seen = 0;
-        for p in files.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-            let Ok(text) = std::fs::read_to_string(p) else { continue };
+        for p in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        {
+            let Ok(text) = std::fs::read_to_string(p) else {
+                continue;
+            };
             let v: Value = serde_json::from_str(&text).unwrap();
-            for y in [serde_yaml::to_string(&v).unwrap(), crate::yaml::to_string(&v)] {
+            for y in [
+                serde_yaml::to_string(&v).unwrap(),
+                crate::yaml::to_string(&v),
+            ] {
                 let want: Value = serde_yaml::from_str(&y).unwrap();
-                assert_eq!(one(&y).unwrap_or_else(|e| panic!("{}: {e}", p.display())), want, "{}", p.display());
+                assert_eq!(
+                    one(&y).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+                    want,
+                    "{}",
+                    p.display()
+                );
             }
             seen += 1;
         }
-        assert!(seen >= 40, "only {seen} oracle files found under {}", dir.display());
+        assert!(
+            seen >= 40,
+            "only {seen} oracle files found under {}",
+            dir.display()
+        );
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {
