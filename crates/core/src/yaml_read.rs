@@ -448,12 +448,8 @@ impl Reader<'_> {
         loop {
             self.pos += 1; // the `-`
             self.skip_spaces();
-            let v = if matches!(self.peek(), b'\n' | b'#' | 0) {
-                self.block_node(col, false, true)?
-            } else {
-                self.block_node(col, false, true)?
-            };
-            items.push(v);
+            // The entry: on this line (`- a`, `- k: v`, `- - a`) or indented below.
+            items.push(self.block_node(col, false, true)?);
             self.skip_blank_lines()?;
             if self.at_doc_end() {
                 break;
