@@ -338,7 +338,7 @@ impl Big {
     }
 
     /// The quotient by `d`, and whether the division is exact (restoring division, one quotient bit
-    /// at a time: the quotients here have under 140 bits).
+    /// at a time: quotients here have tens of bits, a few thousand for the longest texts).
     fn div(mut self, d: &Big) -> (Big, bool) {
         self.trim();
         let mut q = Big(Vec::new());
