@@ -179,7 +179,12 @@ impl Plot {
         // Vertical grid and x labels.
         ctx.set_text_align("center");
         ctx.set_text_baseline("top");
-        let xstep = nice_step(p.xmax, x_ticks.max(5));
+        // Bars (no vertical grid) count Pods: whole steps only.
+        let xstep = if x_ticks == 0 {
+            nice_step(p.xmax, 5).max(1.0)
+        } else {
+            nice_step(p.xmax, x_ticks)
+        };
         let mut x = 0.0;
         while x <= p.xmax + xstep * 1e-9 {
             let px = p.px(x).round() + 0.5;
