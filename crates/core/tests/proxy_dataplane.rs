@@ -509,3 +509,63 @@ fn health_check_counts_ready_local_endpoints_only() {
     assert_eq!(kp.health_check("default", "web").status, 503);
     assert_eq!(backend(&kp.connect(&tuple("203.0.113.2".parse().unwrap(), 1, NODE_IP, 30080), 1_000)), "10.1.0.1:8080");
 }
+
+#[test]
+fn nodes_that_sync_the_same_port_share_one_state_and_keep_their_own_local_sets() {
+    use slicelab_core::proxy::cache::SharedMerges;
+    let eps: Vec<Value> = (0..6).map(|i| ep_value(&Ep(["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"][i], ["node-0", "node-1", "node-2"][i % 3], true, true, false, None))).collect();
+    let slices = [slice_of("web-1", eps, "TCP")];
+    let nodes = |svc: &Service| -> Vec<KubeProxy> {
+        let shared = SharedMerges::default();
+        ["node-0", "node-1", "node-2"]
+            .iter()
+            .map(|n| {
+                let mut kp = KubeProxy::new(config(n, Mode::Iptables), 1);
+                kp.share_merges(shared.clone());
+                kp.on_service(svc);
+                for s in &slices {
+                    kp.on_slice(s);
+                }
+                kp.services_listed();
+                kp.slices_listed();
+                kp.sync(0);
+                kp
+            })
+            .collect()
+    };
+    let alone = |svc: &Service, node: &str| -> KubeProxy {
+        let mut kp = KubeProxy::new(config(node, Mode::Iptables), 1);
+        kp.on_service(svc);
+        for s in &slices {
+            kp.on_slice(s);
+        }
+        kp.services_listed();
+        kp.slices_listed();
+        kp.sync(0);
+        kp
+    };
+    let state = |kp: &KubeProxy| kp.ports().next().map(|p| p as *const _).unwrap();
+    // Cluster policy: the same sync everywhere, one state for all three nodes.
+    let svc = service(json!({}));
+    let kps = nodes(&svc);
+    assert!(state(&kps[0]) == state(&kps[1]) && state(&kps[1]) == state(&kps[2]));
+    for kp in &kps {
+        let own = alone(&svc, &kp.config.node_name);
+        assert_eq!(kp.ports().next().unwrap().cat, own.ports().next().unwrap().cat);
+    }
+    // Local policy: each node its own local set (the endpoints on it), as without sharing.
+    let svc = service(json!({"internalTrafficPolicy": "Local"}));
+    let mut kps = nodes(&svc);
+    assert!(state(&kps[0]) != state(&kps[1]));
+    for (i, kp) in kps.iter_mut().enumerate() {
+        let own = alone(&svc, &kp.config.node_name);
+        let got = kp.ports().next().unwrap();
+        assert_eq!(got.cat, own.ports().next().unwrap().cat);
+        let local: Vec<String> = got.cat.local_or_empty().iter().map(|&j| got.endpoints[j].ip.clone()).collect();
+        assert_eq!(local, [["10.1.0.1", "10.1.0.4"], ["10.1.0.2", "10.1.0.5"], ["10.1.0.3", "10.1.0.6"]][i]);
+        let seen: std::collections::BTreeSet<String> =
+            (0..200u16).map(|p| backend(&kp.pick(&tuple("10.1.7.7".parse().unwrap(), 1000 + p, CLUSTER_IP, 80), 0))).collect();
+        assert_eq!(seen, local.iter().map(|ip| format!("{ip}:8080")).collect());
+        assert_eq!(kp.health_check("default", "web").local_endpoints, 2);
+    }
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashMap;
 
+use super::policy::PortState;
 use super::{Endpoint, Protocol, ServicePortName, LABEL_HEADLESS, LABEL_SERVICE_NAME, LABEL_SERVICE_PROXY_NAME};
 use crate::ip::parse_ip_sloppy;
 use crate::IpFamily;
@@ -103,16 +104,46 @@ struct ServiceSlices {
 /// The slices one merge was made from: names and readings, in name order.
 type MergeInputs = Vec<(String, Arc<ParsedPorts>)>;
 
-/// Merges shared between the caches of many nodes. The merge of a Service's slices does not depend
-/// on the node (only the `is_local` marks do, and they are set afterwards), so nodes holding the very
-/// same readings of the same slices share one merge. A pure cache: the answer is the same with or
-/// without it.
+/// Merges and synced port states shared between the kube-proxies of many nodes. The merge of a
+/// Service's slices does not depend on the node (whether an endpoint is the node's own is decided at
+/// use), so nodes holding the very same readings of the same slices share one merge; and nodes whose
+/// sync of a service port came out the same (the usual case: only local sets and topology differ)
+/// share one `PortState`. A pure cache: the answers are the same with or without it; it only makes
+/// syncs and simulation snapshots cheaper.
 #[derive(Clone, Debug, Default)]
-pub struct SharedMerges(Arc<std::sync::Mutex<FxHashMap<ServiceKey, Vec<(MergeInputs, Arc<ServiceEndpoints>)>>>>);
+pub struct SharedMerges(Arc<std::sync::Mutex<Shared>>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    merges: FxHashMap<ServiceKey, Vec<(MergeInputs, Arc<ServiceEndpoints>)>>,
+    ports: FxHashMap<ServicePortName, Vec<Arc<PortState>>>,
+}
+
+/// Keep the newest `KEEP` entries of a memo list.
+fn keep_newest<T>(kept: &mut Vec<T>, item: T) {
+    if kept.len() >= SharedMerges::KEEP {
+        kept.remove(0);
+    }
+    kept.push(item);
+}
 
 impl SharedMerges {
-    /// How many different slice sets are kept per Service (nodes behind the others hold older ones).
+    /// How many different versions are kept per Service or port (nodes behind the others hold
+    /// older ones).
     const KEEP: usize = 4;
+
+    /// One `PortState` for every node whose sync of the port gave the same state.
+    fn intern_port(&self, ps: PortState) -> Arc<PortState> {
+        let Ok(mut memo) = self.0.lock() else { return Arc::new(ps) };
+        let kept = memo.ports.entry(ps.info.name.clone()).or_default();
+        let found = kept.iter().find(|k| Arc::ptr_eq(&k.endpoints, &ps.endpoints) && k.info == ps.info && k.cat == ps.cat);
+        if let Some(k) = found {
+            return k.clone();
+        }
+        let ps = Arc::new(ps);
+        keep_newest(kept, ps.clone());
+        ps
+    }
 
     fn merge(&self, key: &ServiceKey, slices: &BTreeMap<String, StoredSlice>) -> Arc<ServiceEndpoints> {
         let same = |inputs: &MergeInputs| {
@@ -120,15 +151,12 @@ impl SharedMerges {
                 && inputs.iter().zip(slices).all(|((n, p), (name, s))| Arc::ptr_eq(p, &s.parsed) && n == name)
         };
         let Ok(mut memo) = self.0.lock() else { return Arc::new(merge(slices.values())) };
-        let kept = memo.entry(key.clone()).or_default();
+        let kept = memo.merges.entry(key.clone()).or_default();
         if let Some(i) = kept.iter().position(|(inputs, _)| same(inputs)) {
             return kept[i].1.clone();
         }
         let merged = Arc::new(merge(slices.values()));
-        if kept.len() >= Self::KEEP {
-            kept.remove(0);
-        }
-        kept.push((slices.iter().map(|(n, s)| (n.clone(), s.parsed.clone())).collect(), merged.clone()));
+        keep_newest(kept, (slices.iter().map(|(n, s)| (n.clone(), s.parsed.clone())).collect(), merged.clone()));
         merged
     }
 }
@@ -163,6 +191,14 @@ impl SliceCache {
     /// Share merges with the caches of other nodes (see `SharedMerges`).
     pub fn share_merges(&mut self, shared: SharedMerges) {
         self.shared = Some(shared);
+    }
+
+    /// A synced port state, shared with other nodes that synced the same one (see `SharedMerges`).
+    pub fn intern_port(&self, ps: PortState) -> Arc<PortState> {
+        match &self.shared {
+            Some(shared) => shared.intern_port(ps),
+            None => Arc::new(ps),
+        }
     }
 
     pub fn node_name(&self) -> &str {
@@ -272,35 +308,32 @@ impl SliceCache {
         if let Some(m) = &s.merged {
             return m.clone();
         }
-        let mut merged = match &self.shared {
+        // Which endpoints are this node's own (§3.3) is decided at use (`Endpoint::local_to`), so the
+        // merge is the same on every node.
+        let merged = match &self.shared {
             Some(shared) => shared.merge(key, &s.slices),
             None => Arc::new(merge(s.slices.values())),
         };
-        // This node's own endpoints (§3.3: nodeName equals the node's name), marked on this node's copy.
-        let node = self.node_name.as_str();
-        let is_mine = |e: &Arc<Endpoint>| e.node_name.as_deref() == Some(node);
-        if merged.values().any(|l| l.iter().any(is_mine)) {
-            for list in Arc::make_mut(&mut merged).values_mut() {
-                if list.iter().any(is_mine) {
-                    for e in Arc::make_mut(list).iter_mut() {
-                        if is_mine(e) {
-                            Arc::make_mut(e).is_local = true;
-                        }
-                    }
-                }
-            }
-        }
         s.merged = Some(merged.clone());
         merged
     }
 
-    /// The merged endpoints of every Service, by service port name.
+    /// The merged endpoints of every Service, by service port name, as kube-proxy's EndpointsMap
+    /// holds them: with this node's own endpoints marked `is_local` (on copies; the shared merges
+    /// are left unmarked).
     pub fn endpoints_map(&mut self) -> BTreeMap<ServicePortName, EndpointList> {
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         let mut out = BTreeMap::new();
         for key in keys {
             for ((port, proto), eps) in self.service_endpoints(&key).iter() {
-                out.insert(ServicePortName::new(&key.0, &key.1, port, *proto), eps.clone());
+                let marked = eps
+                    .iter()
+                    .map(|e| match e.local_to(&self.node_name) && !e.is_local {
+                        true => Arc::new(Endpoint { is_local: true, ..(**e).clone() }),
+                        false => e.clone(),
+                    })
+                    .collect();
+                out.insert(ServicePortName::new(&key.0, &key.1, port, *proto), Arc::new(marked));
             }
         }
         out
@@ -314,7 +347,7 @@ impl SliceCache {
         for key in keys {
             let m = self.service_endpoints(&key);
             let mut ips: Vec<&str> =
-                m.values().flat_map(|l| l.iter()).filter(|e| e.is_local && e.ready).map(|e| e.ip.as_str()).collect();
+                m.values().flat_map(|l| l.iter()).filter(|e| e.local_to(&self.node_name) && e.ready).map(|e| e.ip.as_str()).collect();
             crate::sort::all(&mut ips);
             ips.dedup();
             if !ips.is_empty() {
@@ -412,7 +445,7 @@ mod tests {
     const BASE: &str = "metadata: {name: s1, namespace: ns, labels: {kubernetes.io/service-name: svc}}\naddressType: IPv4\n";
 
     #[test]
-    fn one_reading_serves_every_node_and_each_marks_its_own_endpoints_local() {
+    fn one_reading_serves_every_node_and_each_finds_its_own_endpoints_local() {
         let sl = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], nodeName: n1}}\n- {{addresses: [10.0.0.2], nodeName: n2}}"));
         let prepared = prepare(&sl, true);
         let key: ServiceKey = ("ns".into(), "svc".into());
@@ -423,7 +456,7 @@ mod tests {
             assert!(matches!(own.update(&sl), SliceChange::Changed(_)));
             let a = shared.service_endpoints(&key);
             assert_eq!(a, own.service_endpoints(&key), "node {node}");
-            let local: Vec<&str> = a.values().flat_map(|l| l.iter()).filter(|e| e.is_local).map(|e| e.ip.as_str()).collect();
+            let local: Vec<&str> = a.values().flat_map(|l| l.iter()).filter(|e| e.local_to(node)).map(|e| e.ip.as_str()).collect();
             let want: Vec<&str> = match node { "n1" => vec!["10.0.0.1"], "n2" => vec!["10.0.0.2"], _ => vec![] };
             assert_eq!(local, want, "node {node}");
             // The same reading again is no change; a reading made for other gates is not used.
@@ -435,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn nodes_sharing_merges_get_the_same_endpoints_and_their_own_local_marks() {
+    fn nodes_sharing_merges_get_the_same_endpoints_and_each_its_own_local_ones() {
         let s1 = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], nodeName: n1}}\n- {{addresses: [10.0.0.2], nodeName: n2}}"));
         let s2 = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.3], nodeName: n1}}").replace("name: s1", "name: s2"));
         let key: ServiceKey = ("ns".into(), "svc".into());
@@ -452,16 +485,20 @@ mod tests {
             alone.update(&s1);
             assert_eq!(**got, *alone.service_endpoints(&key), "node {}", c.node_name());
         }
-        let local = |m: &ServiceEndpoints| -> Vec<String> { m.values().flat_map(|l| l.iter()).filter(|e| e.is_local).map(|e| e.ip.clone()).collect() };
-        assert_eq!(local(&lists[0]), ["10.0.0.1"]);
-        assert_eq!(local(&lists[1]), ["10.0.0.2"]);
-        assert!(local(&lists[2]).is_empty());
+        let local = |m: &ServiceEndpoints, node: &str| -> Vec<String> {
+            m.values().flat_map(|l| l.iter()).filter(|e| e.local_to(node)).map(|e| e.ip.clone()).collect()
+        };
+        assert_eq!(local(&lists[0], "n1"), ["10.0.0.1"]);
+        assert_eq!(local(&lists[1], "n2"), ["10.0.0.2"]);
+        assert!(local(&lists[2], "n3").is_empty());
+        // One merge serves them all.
+        assert!(Arc::ptr_eq(&lists[0], &lists[1]) && Arc::ptr_eq(&lists[1], &lists[2]));
         // A node that is behind (it has not seen the new slice content) keeps its own, older merge.
         let s1b = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.9], nodeName: n3}}"));
         let p1b = prepare(&s1b, true);
         caches[2].update_prepared(&s1b, &p1b);
         let ahead = caches[2].service_endpoints(&key);
-        assert_eq!(local(&ahead), ["10.0.0.9"]);
+        assert_eq!(local(&ahead, "n3"), ["10.0.0.9"]);
         assert_eq!(caches[0].service_endpoints(&key), lists[0]);
         // A second slice reaches everyone: merges still match the unshared result.
         for c in caches.iter_mut() {

@@ -148,17 +148,17 @@ pub fn categorize(
     for e in endpoints {
         if e.ready {
             out.has_any = true;
-            local_ready |= e.is_local;
+            local_ready |= e.local_to(node_name);
         } else if terminating_fallback && e.serving_terminating() {
             out.has_any = true;
-            local_serving_terminating |= e.is_local;
+            local_serving_terminating |= e.local_to(node_name);
         }
     }
     let local: Vec<usize> = if local_ready {
-        endpoints.iter().enumerate().filter(|(_, e)| e.is_local && e.ready).map(|(i, _)| i).collect()
+        endpoints.iter().enumerate().filter(|(_, e)| e.local_to(node_name) && e.ready).map(|(i, _)| i).collect()
     } else if local_serving_terminating {
         out.local_from_fallback = true;
-        endpoints.iter().enumerate().filter(|(_, e)| e.is_local && e.serving_terminating()).map(|(i, _)| i).collect()
+        endpoints.iter().enumerate().filter(|(_, e)| e.local_to(node_name) && e.serving_terminating()).map(|(i, _)| i).collect()
     } else {
         Vec::new()
     };

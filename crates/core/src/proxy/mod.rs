@@ -189,6 +189,13 @@ impl Endpoint {
         Endpoint::new(host, port)
     }
 
+    /// Local to the node named `node` (§3.3: its nodeName is the node's name), or marked local
+    /// outright (endpoints built by hand, as the oracle's are). Decided at use, so that one merged
+    /// list serves every node.
+    pub fn local_to(&self, node: &str) -> bool {
+        self.is_local || self.node_name.as_deref() == Some(node)
+    }
+
     /// Serving and terminating: the fallback kind of endpoint (§4.2).
     pub fn serving_terminating(&self) -> bool {
         self.serving && self.terminating

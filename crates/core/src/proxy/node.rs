@@ -322,7 +322,8 @@ impl KubeProxy {
             let list = eps.get(&(info.name.port.clone(), info.protocol)).cloned().unwrap_or_default();
             let cat = categorize(&list, &info, &self.config.node_name, self.config.node_zone.as_deref(), &self.config.gates);
             let key: Arc<str> = Arc::from(info.name.to_string().as_str());
-            fresh.insert(info.name.clone(), Programmed { state: Arc::new(PortState { info, endpoints: list, cat }), key });
+            let state = self.cache.intern_port(PortState { info, endpoints: list, cat });
+            fresh.insert(state.info.name.clone(), Programmed { state, key });
         }
         let mut cleared = 0;
         for spn in &old {
@@ -507,7 +508,7 @@ impl KubeProxy {
             .values()
             .filter(|p| p.state.info.name.namespace == namespace && p.state.info.name.name == name)
             .flat_map(|p| p.state.endpoints.iter())
-            .filter(|e| e.is_local && e.ready)
+            .filter(|e| e.local_to(&self.config.node_name) && e.ready)
             .map(|e| e.ip.as_str())
             .collect();
         crate::sort::all(&mut ips);

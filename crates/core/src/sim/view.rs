@@ -535,7 +535,7 @@ impl Sim {
                     .enumerate()
                     .map(|(i, e)| ProxyEndpoint {
                         endpoint: e.endpoint.clone(),
-                        is_local: e.is_local,
+                        is_local: e.local_to(&kp.config.node_name),
                         ready: e.ready,
                         serving: e.serving,
                         terminating: e.terminating,
