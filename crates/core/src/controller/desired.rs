@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 use rustc_hash::FxHashMap;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods;
 use super::LABEL_ZONE;
@@ -387,19 +388,35 @@ pub fn desired_endpoints<P: std::borrow::Borrow<Pod>>(
     let mut st = DesiredState::default();
     let mut index: FxHashMap<PortMapKey, usize> = FxHashMap::default();
     let publish = pods::publish_not_ready(svc);
+    // With no named target port, every pod gets the same ports: found once, for the first pod.
+    let same_ports_for_all = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .is_none_or(|ports| ports.iter().all(|p| !matches!(p.target_port, Some(IntOrString::String(_)))));
+    let mut the_slot: Option<usize> = None;
     for pod in pods_in {
         let pod = pod.borrow();
         if !pods::should_be_in_endpoints(pod, true) {
             continue;
         }
-        let ports = endpoint_ports(svc, pod);
-        let key = PortMapKey::new(Some(&ports));
-        let slot = match index.get(&key) {
-            Some(&i) => i,
+        let slot = match the_slot {
+            Some(i) => i,
             None => {
-                index.insert(key.clone(), st.port_maps.len());
-                st.port_maps.push((key, ports, EndpointSet::default()));
-                st.port_maps.len() - 1
+                let ports = endpoint_ports(svc, pod);
+                let key = PortMapKey::new(Some(&ports));
+                let i = match index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(key.clone(), st.port_maps.len());
+                        st.port_maps.push((key, ports, EndpointSet::default()));
+                        st.port_maps.len() - 1
+                    }
+                };
+                if same_ports_for_all {
+                    the_slot = Some(i);
+                }
+                i
             }
         };
         let node_name = pods::node_name(pod);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods;
 use super::{ANNOTATION_OVER_CAPACITY, LABEL_HEADLESS};
@@ -181,8 +182,12 @@ fn repack<'a, A: AddressLike + 'a>(entries: impl Iterator<Item = (Option<&'a End
 pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<EndpointSubset> {
     let publish = pods::publish_not_ready(svc);
     let ports: &[ServicePort] = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
-    // (address, ready, the ports it serves: None is the port-less sentinel of a headless Service)
-    let mut per_pod: Vec<(PodAddr, bool, Vec<Option<EndpointPort>>)> = Vec::new();
+    // The lists of ports pods serve (None is the port-less sentinel of a headless Service). With no
+    // named target port every pod serves the same list: made once.
+    let same_for_all = ports.iter().all(|p| !matches!(p.target_port, Some(IntOrString::String(_))));
+    let mut served_lists: Vec<Vec<Option<EndpointPort>>> = Vec::new();
+    // (address, ready, index of the ports it serves)
+    let mut per_pod: Vec<(PodAddr, bool, usize)> = Vec::new();
     for pod in pods_in {
         let pod = pod.borrow();
         if !pods::should_be_in_endpoints(pod, publish) {
@@ -193,25 +198,28 @@ pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<Endp
         }
         let Some(addr) = pod_addr(svc, pod) else { continue };
         let ready = publish || pods::is_ready(pod);
-        let served: Vec<Option<EndpointPort>> = if ports.is_empty() {
-            vec![None]
-        } else {
-            ports
-                .iter()
-                .filter_map(|sp| {
-                    let n = pods::find_port(pod, sp)?;
-                    Some(Some(EndpointPort {
-                        name: sp.name.clone(),
-                        port: n,
-                        protocol: Some(pods::service_port_protocol(sp).to_string()),
-                        app_protocol: sp.app_protocol.clone(),
-                    }))
-                })
-                .collect()
-        };
-        per_pod.push((addr, ready, served));
+        if !(same_for_all && !served_lists.is_empty()) {
+            served_lists.push(if ports.is_empty() {
+                vec![None]
+            } else {
+                ports
+                    .iter()
+                    .filter_map(|sp| {
+                        let n = pods::find_port(pod, sp)?;
+                        Some(Some(EndpointPort {
+                            name: sp.name.clone(),
+                            port: n,
+                            protocol: Some(pods::service_port_protocol(sp).to_string()),
+                            app_protocol: sp.app_protocol.clone(),
+                        }))
+                    })
+                    .collect()
+            });
+        }
+        per_pod.push((addr, ready, served_lists.len() - 1));
     }
-    repack(per_pod.iter().flat_map(|(addr, ready, served)| served.iter().map(move |p| (p.as_ref(), addr, *ready))))
+    let served_lists = &served_lists;
+    repack(per_pod.iter().flat_map(|(addr, ready, i)| served_lists[*i].iter().map(move |p| (p.as_ref(), addr, *ready))))
 }
 
 fn count(subsets: &[EndpointSubset]) -> (usize, usize) {
@@ -317,14 +325,15 @@ pub fn sync<P: Borrow<Pod>>(service: Option<&Service>, pods_in: &[P], current: O
             return EndpointsWrite::None;
         }
     }
-    let mut ep = current.cloned().unwrap_or_else(|| Endpoints {
-        metadata: ObjectMeta {
+    // The current object's metadata (its subsets are replaced: not copied).
+    let mut ep = Endpoints {
+        metadata: current.map(|c| c.metadata.clone()).unwrap_or_else(|| ObjectMeta {
             name: svc.metadata.name.clone(),
             namespace: svc.metadata.namespace.clone(),
             ..Default::default()
-        },
+        }),
         subsets: None,
-    });
+    };
     let mut subsets = subsets;
     let truncated = truncate(&mut subsets);
     ep.subsets = (!subsets.is_empty()).then_some(subsets);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::desired::{
@@ -355,9 +356,13 @@ impl Reconciler {
                 if kept.is_empty() {
                     to_delete.push(Planned::new((*s).clone(), Cause::Emptied));
                 } else {
-                    let mut c = (*s).clone();
-                    c.endpoints = Some(kept);
-                    c.metadata.labels = Some(labels);
+                    // A copy of the slice with its endpoints replaced (the old ones are not copied).
+                    let c = EndpointSlice {
+                        address_type: s.address_type.clone(),
+                        endpoints: Some(kept),
+                        metadata: ObjectMeta { labels: Some(labels), ..s.metadata.clone() },
+                        ports: s.ports.clone(),
+                    };
                     to_update.push(Planned::new(c, Cause::EndpointsChanged));
                 }
             } else if labels_changed {
