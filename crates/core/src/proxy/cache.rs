@@ -37,20 +37,31 @@ pub enum SliceChange {
     Changed(ServiceKey),
 }
 
-/// The parts of a slice that change detection compares: everything kube-proxy reads, order included.
-#[derive(Clone, Debug, PartialEq)]
+/// Something that holds an EndpointSlice: the slice itself, or an object wrapping one (the
+/// simulation's API objects). The cache keeps the holder, shared, rather than a copy of the slice.
+pub trait SliceSource: std::fmt::Debug + Send + Sync {
+    /// The slice held (`None` if the holder holds something else: never stored then).
+    fn slice(&self) -> Option<&EndpointSlice>;
+}
+
+impl SliceSource for EndpointSlice {
+    fn slice(&self) -> Option<&EndpointSlice> {
+        Some(self)
+    }
+}
+
+/// The slice a stored entry was read from: change detection compares everything kube-proxy reads
+/// of it (address type, ports, endpoints in order, labels).
+#[derive(Clone, Debug)]
 struct SliceData {
-    address_type: String,
-    ports: Option<Vec<k8s_openapi::api::discovery::v1::EndpointPort>>,
-    endpoints: Option<Vec<k8s_openapi::api::discovery::v1::Endpoint>>,
-    labels: Option<BTreeMap<String, String>>,
+    source: Arc<dyn SliceSource>,
 }
 
 /// A slice's contribution per (port name, protocol), in slice order.
 type ParsedPorts = Vec<((String, Protocol), Vec<Arc<Endpoint>>)>;
 
 /// A slice read once for every node's cache: nothing in it depends on the node (whether an endpoint
-/// is local is decided when a Service's slices are merged).
+/// is local is decided when it is used).
 #[derive(Clone, Debug)]
 pub struct PreparedSlice {
     data: Arc<SliceData>,
@@ -58,9 +69,16 @@ pub struct PreparedSlice {
     read_node_hints: bool,
 }
 
-/// Read a slice for the caches of many nodes at once.
+/// Read a slice for the caches of many nodes at once (the cache keeps a copy of it).
 pub fn prepare(slice: &EndpointSlice, read_node_hints: bool) -> PreparedSlice {
     PreparedSlice { data: Arc::new(SliceData::of(slice)), parsed: Arc::new(parse(slice, read_node_hints)), read_node_hints }
+}
+
+/// Read the slice an object holds for the caches of many nodes; the caches keep the object itself
+/// (shared, not copied). `None` if it holds no slice.
+pub fn prepare_from(source: Arc<dyn SliceSource>, read_node_hints: bool) -> Option<PreparedSlice> {
+    let parsed = Arc::new(parse(source.slice()?, read_node_hints));
+    Some(PreparedSlice { data: Arc::new(SliceData { source }), parsed, read_node_hints })
 }
 
 impl PreparedSlice {
@@ -71,19 +89,16 @@ impl PreparedSlice {
 
 impl SliceData {
     fn of(slice: &EndpointSlice) -> SliceData {
-        SliceData {
-            address_type: slice.address_type.clone(),
-            ports: slice.ports.clone(),
-            endpoints: slice.endpoints.clone(),
-            labels: slice.metadata.labels.clone(),
-        }
+        SliceData { source: Arc::new(slice.clone()) }
     }
 
     fn same_as(&self, slice: &EndpointSlice) -> bool {
-        self.address_type == slice.address_type
-            && self.ports == slice.ports
-            && self.endpoints == slice.endpoints
-            && self.labels == slice.metadata.labels
+        self.source.slice().is_some_and(|s| {
+            s.address_type == slice.address_type
+                && s.ports == slice.ports
+                && s.endpoints == slice.endpoints
+                && s.metadata.labels == slice.metadata.labels
+        })
     }
 }
 
@@ -465,6 +480,39 @@ mod tests {
             other.update_prepared(&sl, &prepared);
             assert_eq!(other.service_endpoints(&key), own.service_endpoints(&key));
         }
+    }
+
+    /// An object holding a slice, as the simulation's API objects do.
+    #[derive(Debug)]
+    struct Holder(Option<EndpointSlice>);
+    impl SliceSource for Holder {
+        fn slice(&self) -> Option<&EndpointSlice> {
+            self.0.as_ref()
+        }
+    }
+
+    #[test]
+    fn caches_keep_the_object_a_slice_came_in_not_a_copy() {
+        let sl = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.1], nodeName: n1}}"));
+        let key: ServiceKey = ("ns".into(), "svc".into());
+        let held = Arc::new(Holder(Some(sl.clone())));
+        let prepared = prepare_from(held.clone(), true).unwrap();
+        let mut caches: Vec<SliceCache> = ["n1", "n2"].iter().map(|n| SliceCache::new(n, IpFamily::V4, true)).collect();
+        for c in caches.iter_mut() {
+            assert!(matches!(c.update_prepared(&sl, &prepared), SliceChange::Changed(_)));
+        }
+        drop(prepared);
+        // Two caches hold the one object (through one shared reading), no copy of it.
+        assert_eq!(Arc::strong_count(&held), 2);
+        let mut alone = SliceCache::new("n1", IpFamily::V4, true);
+        alone.update(&sl);
+        assert_eq!(caches[0].service_endpoints(&key), alone.service_endpoints(&key));
+        // The same content read again from another object is no change; new content is.
+        assert!(matches!(caches[0].update(&sl), SliceChange::Unchanged));
+        let other = slice(&format!("{BASE}ports: [{{name: p, port: 80}}]\nendpoints:\n- {{addresses: [10.0.0.2], nodeName: n1}}"));
+        assert!(matches!(caches[0].update(&other), SliceChange::Changed(_)));
+        // An object that holds no slice is not read.
+        assert!(prepare_from(Arc::new(Holder(None)), true).is_none());
     }
 
     #[test]

@@ -31,6 +31,16 @@ pub enum Obj {
     Endpoints(Endpoints),
 }
 
+/// kube-proxies' slice caches keep the API's slice objects themselves.
+impl crate::proxy::cache::SliceSource for Obj {
+    fn slice(&self) -> Option<&EndpointSlice> {
+        match self {
+            Obj::EndpointSlice(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl Obj {
     pub fn kind(&self) -> Kind {
         match self {

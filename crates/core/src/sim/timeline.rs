@@ -31,7 +31,7 @@ impl Timeline {
             actions,
             snapshots: vec![current.clone()],
             interval_ms: 5_000,
-            max_snapshots: 48,
+            max_snapshots: 96,
             recent: Vec::new(),
             current,
         })

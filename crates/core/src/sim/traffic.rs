@@ -483,11 +483,13 @@ pub(crate) fn feed(kps: &mut [crate::proxy::node::KubeProxy], ev: &super::api::W
                 let hints = kp.reads_node_hints();
                 let fresh = memo.as_ref().is_some_and(|(o, p)| Arc::ptr_eq(o, &ev.obj) && p.reads_node_hints() == hints);
                 if !fresh {
-                    *memo = Some((ev.obj.clone(), crate::proxy::cache::prepare(s, hints)));
+                    // The caches keep the API object itself (no copy of the slice).
+                    *memo = crate::proxy::cache::prepare_from(ev.obj.clone(), hints).map(|p| (ev.obj.clone(), p));
                 }
-                if let Some((_, p)) = memo.as_ref() {
-                    kp.on_slice_prepared(s, p);
-                }
+                match memo.as_ref() {
+                    Some((_, p)) => kp.on_slice_prepared(s, p),
+                    None => kp.on_slice(s),
+                };
             }
         }
         _ => {}
