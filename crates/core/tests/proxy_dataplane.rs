@@ -515,16 +515,19 @@ fn nodes_that_sync_the_same_port_share_one_state_and_keep_their_own_local_sets()
     use slicelab_core::proxy::cache::SharedMerges;
     let eps: Vec<Value> = (0..6).map(|i| ep_value(&Ep(["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"][i], ["node-0", "node-1", "node-2"][i % 3], true, true, false, None))).collect();
     let slices = [slice_of("web-1", eps, "TCP")];
+    // As the simulation does: each slice read once for every node, merges shared.
     let nodes = |svc: &Service| -> Vec<KubeProxy> {
         let shared = SharedMerges::default();
+        let hints = KubeProxy::new(config("node-0", Mode::Iptables), 1).reads_node_hints();
+        let prepared: Vec<_> = slices.iter().map(|s| slicelab_core::proxy::cache::prepare(s, hints)).collect();
         ["node-0", "node-1", "node-2"]
             .iter()
             .map(|n| {
                 let mut kp = KubeProxy::new(config(n, Mode::Iptables), 1);
                 kp.share_merges(shared.clone());
                 kp.on_service(svc);
-                for s in &slices {
-                    kp.on_slice(s);
+                for (s, p) in slices.iter().zip(&prepared) {
+                    kp.on_slice_prepared(s, p);
                 }
                 kp.services_listed();
                 kp.slices_listed();
