@@ -39,7 +39,8 @@ pub enum SliceChange {
 
 /// Something that holds an EndpointSlice: the slice itself, or an object wrapping one (the
 /// simulation's API objects). The cache keeps the holder, shared, rather than a copy of the slice.
-pub trait SliceSource: std::fmt::Debug + Send + Sync {
+/// (Not `Debug`: a vtable entry would keep every wrapped type's `Debug` code in the WebAssembly.)
+pub trait SliceSource: Send + Sync {
     /// The slice held (`None` if the holder holds something else: never stored then).
     fn slice(&self) -> Option<&EndpointSlice>;
 }
@@ -52,9 +53,16 @@ impl SliceSource for EndpointSlice {
 
 /// The slice a stored entry was read from: change detection compares everything kube-proxy reads
 /// of it (address type, ports, endpoints in order, labels).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct SliceData {
     source: Arc<dyn SliceSource>,
+}
+
+impl std::fmt::Debug for SliceData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.source.slice();
+        f.debug_struct("SliceData").field("name", &s.and_then(|s| s.metadata.name.as_deref())).finish()
+    }
 }
 
 /// A slice's contribution per (port name, protocol), in slice order.
@@ -483,7 +491,6 @@ mod tests {
     }
 
     /// An object holding a slice, as the simulation's API objects do.
-    #[derive(Debug)]
     struct Holder(Option<EndpointSlice>);
     impl SliceSource for Holder {
         fn slice(&self) -> Option<&EndpointSlice> {
