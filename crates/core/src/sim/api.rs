@@ -90,8 +90,9 @@ impl Obj {
     }
 
     /// The length of the object's JSON. Slices and Endpoints (what watchers are charged for on
-    /// every write) are counted while serializing, with no tree and no buffer; the other kinds
-    /// through a JSON value, which keeps a second copy of their serializers out of the wasm.
+    /// every write) are counted with no tree and no buffer (Endpoints by hand: `jsonlen`); the
+    /// other kinds through a JSON value, which keeps a second copy of their serializers out of the
+    /// wasm.
     pub fn json_len(&self) -> usize {
         struct Count(usize);
         impl std::io::Write for Count {
@@ -110,7 +111,7 @@ impl Obj {
             Obj::Pod(o) => return through_value(serde_json::to_value(super::lean::LeanPod(o))),
             Obj::Service(o) => return through_value(serde_json::to_value(o)),
             Obj::EndpointSlice(o) => serde_json::to_writer(&mut c, o),
-            Obj::Endpoints(o) => serde_json::to_writer(&mut c, o),
+            Obj::Endpoints(o) => return super::jsonlen::endpoints_len(o).unwrap_or(0),
         };
         r.map(|_| c.0).unwrap_or(0)
     }

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod api;
+mod jsonlen;
 mod lean;
 pub mod scenario;
 pub mod share;
