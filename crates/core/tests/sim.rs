@@ -226,11 +226,12 @@ fn a_large_cluster_keeps_fewer_snapshots_and_still_seeks_exactly() {
     let text = serde_json::to_string(&sc).expect("serializes").replace("\"replicas\":0", "\"replicas\":2000");
     let sc = Scenario::parse(&text).expect("parses");
     let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
-    tl.seek(150_000);
+    // Long enough that 5-second snapshots would pass the cap (300 s: 60 of them).
+    tl.seek(300_000);
     assert_eq!(tl.current.api.pods().count(), 2000, "the cluster grew");
-    assert!(tl.snapshot_count() <= 24, "sparse snapshots at 2,000 Pods: {}", tl.snapshot_count());
+    assert!(tl.snapshot_count() <= Timeline::MAX_SNAPSHOTS / 2, "sparse snapshots at 2,000 Pods: {}", tl.snapshot_count());
     assert!(tl.recent_count() <= 4, "dense snapshots at 2,000 Pods: {}", tl.recent_count());
-    for t in [40_000, 149_000, 100_000] {
+    for t in [40_000, 299_000, 100_000] {
         tl.seek(t);
         let mut straight = Sim::new(&sc).expect("builds");
         straight.run_until(t);

@@ -31,11 +31,15 @@ impl Timeline {
             actions,
             snapshots: vec![current.clone()],
             interval_ms: 5_000,
-            max_snapshots: 96,
+            max_snapshots: Self::MAX_SNAPSHOTS,
             recent: Vec::new(),
             current,
         })
     }
+
+    /// The cap on sparse snapshots up to 1,000 Pods (divided by the thousands of Pods above that).
+    /// At 96, a 1-hour run at 1,000 Pods keeps one every 40 s.
+    pub const MAX_SNAPSHOTS: usize = 96;
 
     pub fn now(&self) -> u64 {
         self.current.now
