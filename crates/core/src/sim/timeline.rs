@@ -59,7 +59,8 @@ impl Timeline {
     }
 
     /// The cap on sparse snapshots: `max_snapshots` up to 1,000 Pods, fewer in larger clusters so
-    /// the memory the timeline holds stays about the same (at 10,000 Pods one snapshot is ~90 MB).
+    /// the memory the timeline holds stays about the same (40 s behind the run a snapshot keeps
+    /// ~3 MB of its own at 1,000 Pods, ~37 MB at 10,000).
     fn max_sparse(&self) -> usize {
         (self.max_snapshots / self.scale()).max(4)
     }
