@@ -145,7 +145,15 @@ mod tests {
             protocol: opt(r),
         };
         Endpoints {
-            metadata: ObjectMeta { name: opt(r), namespace: opt(r), ..Default::default() },
+            metadata: ObjectMeta {
+                name: opt(r),
+                namespace: opt(r),
+                uid: opt(r),
+                generation: (r.below(2) == 0).then(|| r.next_u64() as i64),
+                labels: list(r, |r| (text(r), text(r))).map(|v| v.into_iter().collect()),
+                annotations: list(r, |r| (text(r), text(r))).map(|v| v.into_iter().collect()),
+                ..Default::default()
+            },
             subsets: list(r, |r| EndpointSubset {
                 addresses: list(r, address),
                 not_ready_addresses: list(r, address),
