@@ -329,6 +329,11 @@ impl ApiServer {
         }
     }
 
+    /// A Service, shared (no copy): the caller may go on changing the simulation while holding it.
+    pub fn service_shared(&self, key: &str) -> Option<Arc<Obj>> {
+        self.objects.get(&Kind::Service).and_then(|m| m.get(key)).filter(|o| matches!(***o, Obj::Service(_))).cloned()
+    }
+
     pub fn service(&self, key: &str) -> Option<&Service> {
         match self.get(Kind::Service, key) {
             Some(Obj::Service(s)) => Some(s),

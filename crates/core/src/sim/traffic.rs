@@ -217,10 +217,17 @@ fn record(sim: &mut Sim, c: Conn) {
     let k = c.outcome.index();
     st.total += 1;
     st.by_outcome[k] += 1;
-    st.per_node.entry(c.from.clone()).or_default()[k] += 1;
+    // Counters found by reference; a key is copied only the first time it is counted.
+    match st.per_node.get_mut(&c.from) {
+        Some(n) => n[k] += 1,
+        None => st.per_node.entry(c.from.clone()).or_default()[k] += 1,
+    }
     if c.outcome == ConnOutcome::Served {
-        let who = c.pod.clone().unwrap_or_else(|| c.backend.clone());
-        *st.per_pod.entry(who).or_default() += 1;
+        let who = c.pod.as_ref().unwrap_or(&c.backend);
+        match st.per_pod.get_mut(who) {
+            Some(n) => *n += 1,
+            None => *st.per_pod.entry(who.clone()).or_default() += 1,
+        }
     }
     let sec = (c.t / 1000) as usize;
     if st.per_second.len() <= sec {
@@ -289,18 +296,21 @@ fn connect(sim: &mut Sim, i: usize, f: &FlowSpec) -> Conn {
         return conn(sim, if external { "external" } else { f.from.as_deref().unwrap_or("-") }, "-", &key, ConnOutcome::TimedOut, "no node is up to run the client");
     };
     let from = from_label(&node);
-    let Some(svc) = sim.api.service(&key).cloned() else {
+    // The Service object itself, shared: nothing of it is copied per connection.
+    let svc_obj = sim.api.service_shared(&key);
+    let Some(Obj::Service(svc)) = svc_obj.as_deref() else {
         return conn(sim, &from, &node, &key, ConnOutcome::Refused, format!("DNS: no Service {key} (NXDOMAIN)"));
     };
-    let spec = svc.spec.clone().unwrap_or_default();
-    let ports = spec.ports.clone().unwrap_or_default();
+    let no_spec = k8s_openapi::api::core::v1::ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&no_spec);
+    let ports: &[k8s_openapi::api::core::v1::ServicePort] = spec.ports.as_deref().unwrap_or(&[]);
     let port = match &f.port {
         None => ports.first(),
         Some(serde_json::Value::Number(n)) => ports.iter().find(|p| Some(p.port as i64) == n.as_i64()),
         Some(serde_json::Value::String(s)) => ports.iter().find(|p| p.name.as_deref() == Some(s.as_str()) || p.port.to_string() == *s),
         Some(_) => None,
     };
-    let Some(port) = port.cloned() else {
+    let Some(port) = port else {
         return conn(sim, &from, &node, &key, ConnOutcome::Refused, "the Service has no such port");
     };
     let protocol = Protocol::parse(port.protocol.as_deref()).unwrap_or(Protocol::Tcp);
