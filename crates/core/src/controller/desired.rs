@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 use rustc_hash::FxHashMap;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods;
 use super::LABEL_ZONE;
@@ -389,11 +388,7 @@ pub fn desired_endpoints<P: std::borrow::Borrow<Pod>>(
     let mut index: FxHashMap<PortMapKey, usize> = FxHashMap::default();
     let publish = pods::publish_not_ready(svc);
     // With no named target port, every pod gets the same ports: found once, for the first pod.
-    let same_ports_for_all = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .is_none_or(|ports| ports.iter().all(|p| !matches!(p.target_port, Some(IntOrString::String(_)))));
+    let same_ports_for_all = pods::no_named_target_port(svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]));
     let mut the_slot: Option<usize> = None;
     for pod in pods_in {
         let pod = pod.borrow();

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods;
 use super::{ANNOTATION_OVER_CAPACITY, LABEL_HEADLESS};
@@ -184,7 +183,7 @@ pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods_in: &[P]) -> Vec<Endp
     let ports: &[ServicePort] = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
     // The lists of ports pods serve (None is the port-less sentinel of a headless Service). With no
     // named target port every pod serves the same list: made once.
-    let same_for_all = ports.iter().all(|p| !matches!(p.target_port, Some(IntOrString::String(_))));
+    let same_for_all = pods::no_named_target_port(ports);
     let mut served_lists: Vec<Vec<Option<EndpointPort>>> = Vec::new();
     // (address, ready, index of the ports it serves)
     let mut per_pod: Vec<(PodAddr, bool, usize)> = Vec::new();

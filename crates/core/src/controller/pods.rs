@@ -61,6 +61,11 @@ pub fn service_port_protocol(sp: &ServicePort) -> &str {
 /// targetPort defaults to the Service port, as the API server does). A name is looked up by name *and
 /// protocol* in the regular containers, then in sidecars (init containers with restartPolicy Always).
 /// `None` when the name cannot be resolved on this pod.
+/// No service port names its target port: then `find_port` gives every pod the same numbers.
+pub fn no_named_target_port(ports: &[ServicePort]) -> bool {
+    ports.iter().all(|sp| !matches!(sp.target_port, Some(IntOrString::String(_))))
+}
+
 pub fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
     match &sp.target_port {
         None => Some(sp.port),
@@ -141,6 +146,14 @@ pub fn selector_matches(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, PodStatus};
+
+    #[test]
+    fn only_a_named_target_port_makes_ports_differ_by_pod() {
+        let sp = |t: Option<IntOrString>| ServicePort { port: 80, target_port: t, ..Default::default() };
+        assert!(no_named_target_port(&[]));
+        assert!(no_named_target_port(&[sp(None), sp(Some(IntOrString::Int(8080)))]));
+        assert!(!no_named_target_port(&[sp(None), sp(Some(IntOrString::String("http".into())))]));
+    }
 
     fn pod_with_ports(containers: Vec<(&str, i32, &str)>, sidecar: Option<(&str, i32)>) -> Pod {
         let mut spec = PodSpec {
