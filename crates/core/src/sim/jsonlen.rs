@@ -5,13 +5,19 @@
 //! with the omissions of k8s-openapi's serializers, strings escaped as serde_json escapes them. A
 //! test checks the count against serde_json on random objects.
 
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference,
+};
 
 /// A JSON string's length: quotes, and the escapes serde_json writes (`\"`, `\\`, the short forms of
 /// \b \f \n \r \t, `\u00XX` for other control characters; everything else as is).
 fn str_len(s: &str) -> usize {
     // Most strings need no escape: one branch-free pass (it vectorizes) tells.
-    if s.bytes().filter(|&b| b < 0x20 || b == b'"' || b == b'\\').count() == 0 {
+    if s.bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count()
+        == 0
+    {
         return s.len() + 2;
     }
     2 + s
@@ -38,7 +44,9 @@ fn int_len(n: i32) -> usize {
 
 /// An object of the fields present: each `"name":value`, commas between, braces around.
 fn object<const N: usize>(fields: [(&str, Option<usize>); N]) -> usize {
-    let present = fields.iter().filter_map(|(name, v)| v.map(|v| name.len() + 3 + v));
+    let present = fields
+        .iter()
+        .filter_map(|(name, v)| v.map(|v| name.len() + 3 + v));
     let (n, sum) = present.fold((0usize, 0usize), |(n, s), l| (n + 1, s + l));
     2 + sum + n.saturating_sub(1)
 }
@@ -83,8 +91,16 @@ fn port_len(p: &EndpointPort) -> usize {
 
 fn subset_len(s: &EndpointSubset) -> usize {
     object([
-        ("addresses", s.addresses.as_deref().map(|a| array(a, address_len))),
-        ("notReadyAddresses", s.not_ready_addresses.as_deref().map(|a| array(a, address_len))),
+        (
+            "addresses",
+            s.addresses.as_deref().map(|a| array(a, address_len)),
+        ),
+        (
+            "notReadyAddresses",
+            s.not_ready_addresses
+                .as_deref()
+                .map(|a| array(a, address_len)),
+        ),
         ("ports", s.ports.as_deref().map(|p| array(p, port_len))),
     ])
 }
@@ -97,7 +113,10 @@ pub fn endpoints_len(e: &Endpoints) -> Option<usize> {
         ("apiVersion", Some(str_len("v1"))),
         ("kind", Some(str_len("Endpoints"))),
         ("metadata", Some(meta)),
-        ("subsets", e.subsets.as_deref().map(|s| array(s, subset_len))),
+        (
+            "subsets",
+            e.subsets.as_deref().map(|s| array(s, subset_len)),
+        ),
     ]))
 }
 
@@ -108,8 +127,12 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn text(r: &mut Rng) -> String {
-        const PIECES: [&str; 12] = ["a", "web-7", "10.1.0.1", "\"", "\\", "\n", "\t", "\u{1}", "\u{7f}", "é", "6¾", "/"];
-        (0..r.below(6)).map(|_| PIECES[r.below(PIECES.len() as u64) as usize]).collect()
+        const PIECES: [&str; 12] = [
+            "a", "web-7", "10.1.0.1", "\"", "\\", "\n", "\t", "\u{1}", "\u{7f}", "é", "6¾", "/",
+        ];
+        (0..r.below(6))
+            .map(|_| PIECES[r.below(PIECES.len() as u64) as usize])
+            .collect()
     }
 
     fn opt(r: &mut Rng) -> Option<String> {
@@ -168,7 +191,12 @@ mod tests {
         for i in 0..3000 {
             let e = random(&mut r);
             let want = serde_json::to_string(&e).unwrap().len();
-            assert_eq!(endpoints_len(&e), Some(want), "object {i}: {}", serde_json::to_string(&e).unwrap());
+            assert_eq!(
+                endpoints_len(&e),
+                Some(want),
+                "object {i}: {}",
+                serde_json::to_string(&e).unwrap()
+            );
         }
     }
 
@@ -177,7 +205,15 @@ mod tests {
         for n in [0, 9, 10, -1, -10, 65535, i32::MIN, i32::MAX] {
             assert_eq!(int_len(n), n.to_string().len(), "{n}");
         }
-        for s in ["", "a\"b", "\\", "\u{0}\u{1f}", "\u{8}\u{c}\n\r\t", "é¾", "\u{7f}"] {
+        for s in [
+            "",
+            "a\"b",
+            "\\",
+            "\u{0}\u{1f}",
+            "\u{8}\u{c}\n\r\t",
+            "é¾",
+            "\u{7f}",
+        ] {
             assert_eq!(str_len(s), serde_json::to_string(s).unwrap().len(), "{s:?}");
         }
     }
