@@ -259,3 +259,41 @@ fn a_seek_spread_over_steps_lands_where_a_seek_does() {
         assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
     }
 }
+
+#[test]
+fn a_label_change_alone_syncs_only_the_services_it_moves_the_pod_between() {
+    let sc = Scenario::by_id("headless-dns").expect("built in");
+    let mut probe = Sim::new(&sc).expect("builds");
+    probe.run_until(60_000);
+    let pod = probe.api.pods().next().expect("a pod").clone();
+    let name = pod.metadata.name.clone().unwrap();
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let svc = probe.api.services().next().expect("a service").clone();
+    let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).expect("a selector");
+    let syncs = |action: Option<Action>| -> u64 {
+        let mut sim = match action {
+            Some(a) => run_with(&sc, 60_000, a, 60_000),
+            None => {
+                let mut s = Sim::new(&sc).expect("builds");
+                s.run_until(60_000);
+                s
+            }
+        };
+        let before = sim.controller.syncs;
+        sim.run_until(70_000);
+        sim.controller.syncs - before
+    };
+    // Nothing happens between 60 and 70 s on its own.
+    assert_eq!(syncs(None), 0);
+    // One more label, still selected by the same Services: no sync at all.
+    let mut more = labels.clone();
+    more.insert("extra".into(), "x".into());
+    let relabel = |l: std::collections::BTreeMap<String, String>| Action::RelabelPod { pod: name.clone(), labels: l };
+    assert_eq!(syncs(Some(relabel(more))), 0);
+    // The selected label removed: the Service loses the pod, so it syncs.
+    let mut fewer = labels.clone();
+    for k in selector.keys() {
+        fewer.remove(k);
+    }
+    assert!(syncs(Some(relabel(fewer))) >= 1);
+}

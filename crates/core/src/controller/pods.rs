@@ -34,6 +34,18 @@ pub fn has_no_ip(pod: &Pod) -> bool {
     }
 }
 
+/// §2: whether a pod update changed what the controllers read of it (hostname or subdomain,
+/// deletion timestamp, the Ready condition, the pod IP list). Labels are judged apart.
+pub fn endpoints_fields_changed(old: &Pod, new: &Pod) -> bool {
+    fn host(p: &Pod) -> Option<(Option<&str>, Option<&str>)> {
+        p.spec.as_ref().map(|s| (s.hostname.as_deref(), s.subdomain.as_deref()))
+    }
+    host(old) != host(new)
+        || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+        || is_ready(old) != is_ready(new)
+        || !pod_ips(old).eq(pod_ips(new))
+}
+
 /// The IPs of `status.podIPs`, in order (what the EndpointSlice controller reads).
 pub fn pod_ips(pod: &Pod) -> impl Iterator<Item = &str> {
     pod.status
@@ -146,6 +158,39 @@ pub fn selector_matches(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, PodStatus};
+
+    #[test]
+    fn a_pod_update_counts_only_when_what_the_controllers_read_changed() {
+        use k8s_openapi::api::core::v1::{PodCondition, PodIP};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let base = Pod {
+            spec: Some(PodSpec { node_name: Some("n1".into()), ..Default::default() }),
+            status: Some(PodStatus {
+                pod_ips: Some(vec![PodIP { ip: "10.0.0.1".into() }]),
+                conditions: Some(vec![PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let changed = |f: &dyn Fn(&mut Pod)| {
+            let mut p = base.clone();
+            f(&mut p);
+            endpoints_fields_changed(&base, &p)
+        };
+        // Not read: annotations, node, phase, other conditions.
+        assert!(!changed(&|p| {
+            p.metadata.annotations = Some([("a".to_string(), "b".to_string())].into());
+            p.spec.as_mut().unwrap().node_name = Some("n2".into());
+            p.status.as_mut().unwrap().phase = Some("Running".into());
+        }));
+        // Read: hostname, subdomain, deletion, readiness, IPs (their order too).
+        assert!(changed(&|p| p.spec.as_mut().unwrap().hostname = Some("h".into())));
+        assert!(changed(&|p| p.spec.as_mut().unwrap().subdomain = Some("s".into())));
+        assert!(changed(&|p| p.metadata.deletion_timestamp = Some(Time(Default::default()))));
+        assert!(changed(&|p| p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "False".into()));
+        assert!(changed(&|p| p.status.as_mut().unwrap().pod_ips.as_mut().unwrap().push(PodIP { ip: "fd00::1".into() })));
+        assert!(changed(&|p| p.status.as_mut().unwrap().pod_ips = None));
+    }
 
     #[test]
     fn only_a_named_target_port_makes_ports_differ_by_pod() {

@@ -656,6 +656,18 @@ impl Sim {
                     Some(Obj::Pod(o)) => o.metadata.labels.clone().unwrap_or_default(),
                     _ => labels.clone(),
                 };
+                // §2: an update counts only if it changed what the controllers read; a label change
+                // alone enqueues just the Services matched before or after, not both.
+                let (counts, only_difference) = match (ev.type_, old) {
+                    (api::WatchType::Modified, Some(Obj::Pod(o))) => {
+                        let changed = crate::controller::pods::endpoints_fields_changed(o, p);
+                        (changed || labels != old_labels, !changed)
+                    }
+                    _ => (true, false),
+                };
+                if !counts {
+                    return;
+                }
                 let ns = p.metadata.namespace.clone().unwrap_or_default();
                 let delay = self.config.batch_period_ms;
                 let targets: Vec<String> = self
@@ -666,9 +678,11 @@ impl Sim {
                     .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns)
                     .filter(|s| {
                         s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).is_some_and(|sel| {
-                            !sel.is_empty()
-                                && (crate::controller::pods::selector_matches(sel, Some(&labels))
-                                    || crate::controller::pods::selector_matches(sel, Some(&old_labels)))
+                            let (now, before) = (
+                                crate::controller::pods::selector_matches(sel, Some(&labels)),
+                                crate::controller::pods::selector_matches(sel, Some(&old_labels)),
+                            );
+                            !sel.is_empty() && if only_difference { now != before } else { now || before }
                         })
                     })
                     .map(|s| api::key_of(&s.metadata))
