@@ -100,7 +100,7 @@ impl ClusterDns {
                 }
                 for p in spec.ports.iter().flatten() {
                     let Some(pname) = p.name.as_deref().filter(|n| !n.is_empty()) else { continue };
-                    let proto = p.protocol.as_deref().unwrap_or("TCP").to_lowercase();
+                    let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
                     dns.add(
                         &format!("_{pname}._{proto}.{fqdn}"),
                         Record::Srv { priority: 0, weight: 100, port: p.port.clamp(0, 65535) as u16, target: fqdn.clone() },
@@ -138,7 +138,7 @@ impl ClusterDns {
                     for p in s.ports.iter().flatten() {
                         let Some(pname) = p.name.as_deref().filter(|n| !n.is_empty()) else { continue };
                         let Some(port) = p.port.filter(|p| (1..=65535).contains(p)) else { continue };
-                        let proto = p.protocol.as_deref().unwrap_or("TCP").to_lowercase();
+                        let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
                         dns.add(
                             &format!("_{pname}._{proto}.{fqdn}"),
                             Record::Srv { priority: 0, weight: 100, port: port as u16, target: host.clone() },

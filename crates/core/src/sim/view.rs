@@ -516,7 +516,7 @@ impl Sim {
         let mut ports = Vec::new();
         let mut mode = String::new();
         for kp in &p.kube_proxies {
-            mode = format!("{:?}", kp.config.mode).to_lowercase();
+            mode = format!("{:?}", kp.config.mode).to_ascii_lowercase();
             let family = format!("{:?}", kp.config.family);
             for ps in kp.ports() {
                 if ps.info.name.namespace != ns || ps.info.name.name != name {
