@@ -14,6 +14,7 @@ pub mod quantity;
 pub mod rng;
 pub mod sim;
 pub mod sort;
+pub mod vecmap;
 pub mod yaml;
 pub mod yaml_read;
 

@@ -5,6 +5,7 @@
 mod common;
 use common::{oracle, pod_n, svc_foo};
 use std::collections::BTreeMap;
+use slicelab_core::vecmap::VecMap;
 
 use serde_json::Value;
 use slicelab_core::controller::desired::{address_types_for_service, pod_to_endpoint, AddressType};
@@ -630,8 +631,8 @@ fn u03_hints_enabled() {
 #[test]
 fn t03_giving_and_receiving_zones() {
     for row in oracle("T03")["expected"]["rows"].as_array().expect("rows") {
-        let desired: BTreeMap<String, f64> = serde_json::from_value(row["desired"].clone()).expect("desired");
-        let allocated: BTreeMap<String, i64> = serde_json::from_value(row["allocated"].clone()).expect("allocated");
+        let desired: VecMap<String, f64> = serde_json::from_value(row["desired"].clone()).expect("desired");
+        let allocated: VecMap<String, i64> = serde_json::from_value(row["allocated"].clone()).expect("allocated");
         let (giving, receiving) = giving_and_receiving_zones(&desired, &allocated);
         let want_g: ZoneCounts = serde_json::from_value(row["giving"].clone()).expect("giving");
         let want_r: ZoneCounts = serde_json::from_value(row["receiving"].clone()).expect("receiving");
@@ -653,7 +654,7 @@ fn t04_redistribute_hints() {
         let giving: ZoneCounts = serde_json::from_value(row["giving"].clone()).expect("giving");
         let receiving: ZoneCounts = serde_json::from_value(row["receiving"].clone()).expect("receiving");
         let got = redistribute_hints(&mut [&mut slice], giving, receiving);
-        let want: BTreeMap<String, i64> = serde_json::from_value(row["redistributions"].clone()).expect("redistributions");
+        let want: VecMap<String, i64> = serde_json::from_value(row["redistributions"].clone()).expect("redistributions");
         assert_eq!(got, want, "T04 {}", row["sub"]);
     }
 }

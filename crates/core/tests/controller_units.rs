@@ -20,6 +20,7 @@
 mod common;
 use common::{oracle, pod_n, svc_foo};
 use std::collections::BTreeMap;
+use slicelab_core::vecmap::VecMap;
 
 use serde_json::Value;
 use slicelab_core::controller::desired::{pod_to_endpoint, AddressType};
@@ -314,7 +315,7 @@ fn t01(id: &str) {
     let case = oracle(id);
     let (inputs, expected) = (&case["inputs"], &case["expected"]);
     let all_ready = inputs["all_ready"].as_bool().unwrap_or(false);
-    let ratios: Option<BTreeMap<String, f64>> = serde_json::from_value(inputs["cpuRatiosByZone"].clone()).expect("ratios");
+    let ratios: Option<VecMap<String, f64>> = serde_json::from_value(inputs["cpuRatiosByZone"].clone()).expect("ratios");
     let mut tc = TopologyCache::new();
     tc.set_ratios(ratios);
     let key = "ns/svc1";
@@ -348,7 +349,7 @@ fn t01(id: &str) {
         }
     }
 
-    let want_recorded: Option<BTreeMap<String, ZoneCounts>> =
+    let want_recorded: Option<VecMap<String, ZoneCounts>> =
         serde_json::from_value(expected["recorded_hints_for_service"].clone()).expect("recorded");
     assert_eq!(tc.recorded_hints(key).cloned(), want_recorded, "{id}: hints recorded for the Service");
 
@@ -428,7 +429,7 @@ fn t05_get_hints_by_zone() {
         let s = sub(&row);
         let slice = slice_of(row["slice"].as_array().expect("slice").iter().map(|d| t05_endpoint(d.as_str().expect("endpoint"))).collect());
         let maxima: BTreeMap<String, usize> = serde_json::from_value(row["allocations_max"].clone()).expect("allocations");
-        let allocations: BTreeMap<String, Allocation> =
+        let allocations: VecMap<String, Allocation> =
             maxima.into_iter().map(|(z, m)| (z, Allocation { minimum: 0, maximum: m, desired: 0.0 })).collect();
         let already: ZoneCounts = serde_json::from_value(row["already"].clone()).expect("already");
         let got = hints_by_zone(&slice, &already, &allocations);

@@ -1,7 +1,6 @@
 //! §3 of the controller spec: which address types a Service needs, and the desired endpoint of each
 //! Pod (ports, port-map key, fields and conditions, identity and "changed").
 
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
@@ -381,7 +380,7 @@ impl DesiredState {
 pub fn desired_endpoints<P: std::borrow::Borrow<Pod>>(
     svc: &Service,
     pods_in: &[P],
-    nodes: &BTreeMap<&str, &Node>,
+    nodes: &crate::vecmap::VecMap<&str, &Node>,
     address_type: AddressType,
 ) -> DesiredState {
     let mut st = DesiredState::default();

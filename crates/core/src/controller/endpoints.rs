@@ -2,6 +2,7 @@
 //! Service, a single IP family, subsets repacked by port set, and truncation to 1000 addresses with
 //! the `endpoints.kubernetes.io/over-capacity` annotation.
 
+use crate::vecmap::VecMap;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
@@ -139,14 +140,14 @@ pub fn repack_subsets(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
 fn repack<'a, A: AddressLike + 'a>(entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a A, bool)>) -> Vec<EndpointSubset> {
     type Addrs<'a, A> = BTreeMap<(&'a str, &'a str), (&'a A, bool)>;
     // port (None = the port-less sentinel) → address key → (address, ready)
-    let mut by_port: BTreeMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a, A>)> = BTreeMap::new();
+    let mut by_port: VecMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a, A>)> = VecMap::new();
     for (port, a, r) in entries {
         let entry = by_port.entry(port.map(port_key)).or_insert_with(|| (port, BTreeMap::new()));
         entry.1.entry(a.key()).and_modify(|slot| slot.1 |= r).or_insert((a, r));
     }
     // Group ports by their exact (address, ready) set.
     type Group<'a, A> = (Vec<&'a EndpointPort>, Vec<&'a A>, Vec<&'a A>);
-    let mut groups: BTreeMap<Vec<((&'a str, &'a str), bool)>, Group<'a, A>> = BTreeMap::new();
+    let mut groups: VecMap<Vec<((&'a str, &'a str), bool)>, Group<'a, A>> = VecMap::new();
     for (_, (port, addrs)) in by_port {
         let sig: Vec<((&str, &str), bool)> = addrs.iter().map(|(k, (_, r))| (*k, *r)).collect();
         let g = groups.entry(sig).or_insert_with(|| {

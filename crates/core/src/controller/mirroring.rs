@@ -2,7 +2,7 @@
 //! selector-less Service are mirrored into EndpointSlices: one slice per (ports, address type),
 //! at most `max_per_subset` addresses per subset (ready first), invalid IPs skipped with a warning.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -64,8 +64,8 @@ fn to_endpoint(a: &EndpointAddress, ip: String, ready: bool) -> Endpoint {
 type Key = (String, Vec<(String, i32, String, String)>);
 
 /// The slices a mirrored Endpoints object should have, by (address type, ports).
-fn desired(ep: &Endpoints, max_per_subset: usize, events: &mut Vec<Event>) -> BTreeMap<Key, (Vec<EndpointPort>, Vec<Endpoint>)> {
-    let mut out: BTreeMap<Key, (Vec<EndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
+fn desired(ep: &Endpoints, max_per_subset: usize, events: &mut Vec<Event>) -> VecMap<Key, (Vec<EndpointPort>, Vec<Endpoint>)> {
+    let mut out: VecMap<Key, (Vec<EndpointPort>, Vec<Endpoint>)> = VecMap::new();
     let name = ep.metadata.name.clone().unwrap_or_default();
     for subset in repack_subsets(ep.subsets.as_deref().unwrap_or(&[])) {
         let ports: Vec<EndpointPort> = subset
@@ -145,7 +145,7 @@ pub fn sync(svc: Option<&Service>, ep: Option<&Endpoints>, existing: &[EndpointS
     let mut to_create: Vec<Planned> = Vec::new();
     let mut to_update: Vec<Planned> = Vec::new();
     let mut to_delete: Vec<Planned> = Vec::new();
-    let mut used: BTreeMap<Key, ()> = BTreeMap::new();
+    let mut used: VecMap<Key, ()> = VecMap::new();
     for s in existing {
         let k = slice_key(s);
         match want.get(&k) {

@@ -1,6 +1,7 @@
 //! §4–§7 of the controller spec: `Reconcile` for one Service, per address type, per port map, and
 //! `finalize`, which turns the plan into API calls. Each step is its own function.
 
+use crate::vecmap::{VecMap, VecSet};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
@@ -169,13 +170,13 @@ impl Reconciler {
         existing: impl IntoIterator<Item = &'s EndpointSlice>,
         trigger_time: Option<&str>,
     ) -> ReconcileResult {
-        let node_map: BTreeMap<&str, &Node> =
-            crate::sort::map(nodes.iter().map(|n| n.borrow()).map(|n| (n.metadata.name.as_deref().unwrap_or(""), n)));
+        let node_map: VecMap<&str, &Node> =
+            VecMap::from_iter(nodes.iter().map(|n| n.borrow()).map(|n| (n.metadata.name.as_deref().unwrap_or(""), n)));
         let types = address_types_for_service(svc);
         let key = service_key(svc);
 
         // §4 step 1: split the existing slices by address type.
-        let mut by_type: BTreeMap<AddressType, Vec<&EndpointSlice>> = BTreeMap::new();
+        let mut by_type: VecMap<AddressType, Vec<&EndpointSlice>> = VecMap::new();
         let mut unsupported = Vec::new();
         for s in existing {
             match AddressType::parse(&s.address_type).filter(|t| types.contains(t)) {
@@ -200,7 +201,7 @@ impl Reconciler {
         for s in unsupported {
             result.calls.push(ApiCall { verb: Verb::Delete, slice: s.clone(), cause: Cause::UnsupportedAddressType });
         }
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = VecSet::new();
         result.errors.retain(|e| seen.insert(e.clone()));
         result
     }
@@ -211,7 +212,7 @@ impl Reconciler {
         &mut self,
         svc: &Service,
         pods: &[P],
-        nodes: &BTreeMap<&str, &Node>,
+        nodes: &VecMap<&str, &Node>,
         existing: &[&EndpointSlice],
         at: AddressType,
         trigger_time: Option<&str>,
@@ -243,7 +244,7 @@ impl Reconciler {
 
         // Step 3: each desired port map.
         let mut metrics = SyncMetrics { address_type: at.as_str().into(), ..Default::default() };
-        let mut per_pm: BTreeMap<PortMapKey, (usize, usize)> = BTreeMap::new();
+        let mut per_pm: VecMap<PortMapKey, (usize, usize)> = VecMap::new();
         for (k, ports, set) in desired.port_maps.iter_mut() {
             let num_endpoints = set.len();
             let existing_pm: &[&EndpointSlice] =
@@ -273,8 +274,8 @@ impl Reconciler {
         metrics.desired_slices = per_pm.values().map(|(e, _)| e.div_ceil(max)).sum::<usize>().max(1);
 
         // Step 6: hints.
-        let update_names: std::collections::BTreeSet<&str> =
-            crate::sort::set(to_update.iter().chain(to_delete.iter()).filter_map(|p| p.slice.metadata.name.as_deref()));
+        let update_names: VecSet<&str> =
+            VecSet::from_iter(to_update.iter().chain(to_delete.iter()).filter_map(|p| p.slice.metadata.name.as_deref()));
         let unchanged: Vec<&EndpointSlice> = existing
             .iter()
             .filter(|s| !update_names.contains(s.metadata.name.as_deref().unwrap_or("")))
@@ -309,7 +310,7 @@ impl Reconciler {
         controller_name: &str,
         to_create: &mut Vec<Planned>,
         to_delete: &mut Vec<Planned>,
-        per_pm: &mut BTreeMap<PortMapKey, (usize, usize)>,
+        per_pm: &mut VecMap<PortMapKey, (usize, usize)>,
     ) {
         if existing_len != to_delete.len() || !to_create.is_empty() {
             return;

@@ -16,8 +16,8 @@ pub fn is_reserved_label(key: &str) -> bool {
     key == LABEL_SERVICE_NAME || key == LABEL_MANAGED_BY || key == LABEL_HEADLESS
 }
 
-fn non_reserved(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<&str, &str> {
-    crate::sort::map(labels.into_iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.as_str(), v.as_str())))
+fn non_reserved(labels: Option<&BTreeMap<String, String>>) -> crate::vecmap::VecMap<&str, &str> {
+    crate::vecmap::VecMap::from_iter(labels.into_iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// §10.2: the labels a slice of this Service should carry, and whether the slice's non-reserved labels

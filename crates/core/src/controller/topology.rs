@@ -1,7 +1,7 @@
 //! §8 of the controller spec: topology-aware hints (`service.kubernetes.io/topology-mode: Auto`).
 //! The cache keeps per-zone CPU ratios from the Nodes and the hints it allocated per Service.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{EndpointHints, EndpointSlice, ForZone};
@@ -56,14 +56,14 @@ pub struct Allocation {
 }
 
 /// Zone → count.
-pub type ZoneCounts = BTreeMap<String, usize>;
+pub type ZoneCounts = VecMap<String, usize>;
 
 /// The topology cache: CPU ratios by zone and the hints allocated per Service and address type.
 #[derive(Clone, Debug, Default)]
 pub struct TopologyCache {
-    cpu_by_zone_milli: Option<BTreeMap<String, i64>>,
-    cpu_ratios: Option<BTreeMap<String, f64>>,
-    hints_by_service: BTreeMap<String, BTreeMap<String, ZoneCounts>>,
+    cpu_by_zone_milli: Option<VecMap<String, i64>>,
+    cpu_ratios: Option<VecMap<String, f64>>,
+    hints_by_service: VecMap<String, VecMap<String, ZoneCounts>>,
 }
 
 fn node_ready(node: &Node) -> bool {
@@ -88,7 +88,7 @@ impl TopologyCache {
     /// §8.2 `SetNodes`: per-zone CPU ratios of the ready, non-control-plane nodes; unset when any such
     /// node lacks a zone or CPU, when the total is 0, or when fewer than 2 zones remain.
     pub fn set_nodes<N: std::borrow::Borrow<Node>>(&mut self, nodes: &[N]) {
-        let mut by_zone: BTreeMap<String, i64> = BTreeMap::new();
+        let mut by_zone: VecMap<String, i64> = VecMap::new();
         let mut total: i64 = 0;
         let mut sufficient = true;
         for n in nodes {
@@ -126,20 +126,20 @@ impl TopologyCache {
     }
 
     /// Set the ratios directly (the unit tests of the real cache do this).
-    pub fn set_ratios(&mut self, ratios: Option<BTreeMap<String, f64>>) {
+    pub fn set_ratios(&mut self, ratios: Option<VecMap<String, f64>>) {
         self.cpu_ratios = ratios;
     }
 
-    pub fn cpu_ratios(&self) -> Option<&BTreeMap<String, f64>> {
+    pub fn cpu_ratios(&self) -> Option<&VecMap<String, f64>> {
         self.cpu_ratios.as_ref()
     }
 
-    pub fn cpu_by_zone_milli(&self) -> Option<&BTreeMap<String, i64>> {
+    pub fn cpu_by_zone_milli(&self) -> Option<&VecMap<String, i64>> {
         self.cpu_by_zone_milli.as_ref()
     }
 
     /// §8.3 `getAllocations`.
-    pub fn allocations(&self, n: usize) -> Result<BTreeMap<String, Allocation>, String> {
+    pub fn allocations(&self, n: usize) -> Result<VecMap<String, Allocation>, String> {
         let ratios = self.cpu_ratios.as_ref().ok_or_else(|| MSG_INSUFFICIENT_NODE_INFO.to_string())?;
         if ratios.len() < 2 {
             return Err(MSG_NODES_READY_IN_ONE_ZONE.to_string());
@@ -147,7 +147,7 @@ impl TopologyCache {
         if ratios.len() > n {
             return Err(format!("{MSG_INSUFFICIENT_ENDPOINTS} ({n} endpoints, {} zones)", ratios.len()));
         }
-        let mut out = BTreeMap::new();
+        let mut out = VecMap::new();
         let mut min_total = 0usize;
         for (zone, ratio) in ratios {
             let desired = ratio * n as f64;
@@ -169,7 +169,7 @@ impl TopologyCache {
     }
 
     /// The hints recorded for a Service, by address type.
-    pub fn recorded_hints(&self, service_key: &str) -> Option<&BTreeMap<String, ZoneCounts>> {
+    pub fn recorded_hints(&self, service_key: &str) -> Option<&VecMap<String, ZoneCounts>> {
         self.hints_by_service.get(service_key)
     }
 
@@ -196,7 +196,7 @@ impl TopologyCache {
         self.hints_by_service.iter().filter(|(_, by_type)| self.overloaded(by_type)).map(|(k, _)| k.clone()).collect()
     }
 
-    fn overloaded(&self, by_type: &BTreeMap<String, ZoneCounts>) -> bool {
+    fn overloaded(&self, by_type: &VecMap<String, ZoneCounts>) -> bool {
         let ratios = match &self.cpu_ratios {
             None => return !by_type.is_empty(),
             Some(r) => r,
@@ -235,7 +235,7 @@ impl TopologyCache {
         };
 
         // Step 2: unchanged slices keep valid hints; others move to update.
-        let mut allocated: ZoneCounts = BTreeMap::new();
+        let mut allocated: ZoneCounts = VecMap::new();
         let mut kept = Vec::with_capacity(si.unchanged.len());
         for slice in std::mem::take(&mut si.unchanged) {
             match hints_by_zone(&slice, &allocated, &allocations) {
@@ -277,8 +277,8 @@ impl TopologyCache {
         }
 
         // Steps 4 and 5: move hints from zones with too many to zones with too few.
-        let desired: BTreeMap<String, f64> = crate::sort::map(allocations.iter().map(|(z, a)| (z.clone(), a.desired)));
-        let allocated_i: BTreeMap<String, i64> = crate::sort::map(allocated.iter().map(|(z, n)| (z.clone(), *n as i64)));
+        let desired: VecMap<String, f64> = allocations.iter().map(|(z, a)| (z.clone(), a.desired)).collect();
+        let allocated_i: VecMap<String, i64> = allocated.iter().map(|(z, n)| (z.clone(), *n as i64)).collect();
         let (giving, receiving) = giving_and_receiving_zones(&desired, &allocated_i);
         let mut slices: Vec<&mut EndpointSlice> =
             si.to_create.iter_mut().chain(si.to_update.iter_mut()).map(|p| &mut p.slice).collect();
@@ -310,9 +310,9 @@ impl TopologyCache {
 pub fn hints_by_zone(
     slice: &EndpointSlice,
     already: &ZoneCounts,
-    allocations: &BTreeMap<String, Allocation>,
+    allocations: &VecMap<String, Allocation>,
 ) -> Option<ZoneCounts> {
-    let mut counts: ZoneCounts = BTreeMap::new();
+    let mut counts: ZoneCounts = VecMap::new();
     for ep in eps(slice).iter().filter(|e| endpoint_ready(e)) {
         let zones = ep.hints.as_ref().and_then(|h| h.for_zones.as_ref()).filter(|z| !z.is_empty())?;
         for z in zones {
@@ -332,9 +332,9 @@ pub fn hints_by_zone(
 }
 
 /// §8.4 step 4 (`getGivingAndReceivingZones`): how many endpoints each zone gives or receives.
-pub fn giving_and_receiving_zones(desired: &BTreeMap<String, f64>, allocated: &BTreeMap<String, i64>) -> (ZoneCounts, ZoneCounts) {
-    let mut give_f: BTreeMap<String, f64> = BTreeMap::new();
-    let mut recv_f: BTreeMap<String, f64> = BTreeMap::new();
+pub fn giving_and_receiving_zones(desired: &VecMap<String, f64>, allocated: &VecMap<String, i64>) -> (ZoneCounts, ZoneCounts) {
+    let mut give_f: VecMap<String, f64> = VecMap::new();
+    let mut recv_f: VecMap<String, f64> = VecMap::new();
     for (zone, target) in desired {
         let have = allocated.get(zone).copied().unwrap_or(0) as f64;
         if have > *target {
@@ -343,10 +343,10 @@ pub fn giving_and_receiving_zones(desired: &BTreeMap<String, f64>, allocated: &B
             recv_f.insert(zone.clone(), target - have);
         }
     }
-    let mut giving: ZoneCounts = BTreeMap::new();
-    let mut receiving: ZoneCounts = BTreeMap::new();
+    let mut giving: ZoneCounts = VecMap::new();
+    let mut receiving: ZoneCounts = VecMap::new();
     // Largest amount first; ties go to the first zone in name order.
-    let most = |m: &BTreeMap<String, f64>| {
+    let most = |m: &VecMap<String, f64>| {
         let mut best: Option<(&String, f64)> = None;
         for (z, v) in m {
             if best.is_none_or(|(_, b)| *v > b) {
@@ -377,8 +377,8 @@ pub fn redistribute_hints(
     slices: &mut [&mut EndpointSlice],
     mut giving: ZoneCounts,
     mut receiving: ZoneCounts,
-) -> BTreeMap<String, i64> {
-    let mut moved: BTreeMap<String, i64> = BTreeMap::new();
+) -> VecMap<String, i64> {
+    let mut moved: VecMap<String, i64> = VecMap::new();
     for slice in slices.iter_mut() {
         for ep in eps_mut(slice).iter_mut() {
             if !endpoint_ready(ep) {

@@ -13,7 +13,7 @@
 //! The real tracker keys slices by UID; here they are keyed by slice name (unique within a
 //! namespace, and a Service's slices all live in its namespace).
 
-use std::collections::BTreeMap;
+use crate::vecmap::{VecMap, VecSet};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -22,7 +22,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub type Tracked = Option<i64>;
 
 /// The tracker's record for one Service: slice name → [`Tracked`].
-pub type TrackedSlices = BTreeMap<String, Tracked>;
+pub type TrackedSlices = VecMap<String, Tracked>;
 
 /// §2.3 stale-cache check. `tracked` is the tracker's record for the Service (`None` when the tracker
 /// knows nothing about it); `listed` are the slices the controller listed for it (already without
@@ -36,7 +36,7 @@ pub type TrackedSlices = BTreeMap<String, Tracked>;
 /// after the controller did), and so is a listed slice the tracker has never seen.
 pub fn stale<'a>(tracked: Option<&TrackedSlices>, listed: impl IntoIterator<Item = &'a EndpointSlice>) -> bool {
     let Some(tracked) = tracked else { return false };
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = VecSet::new();
     for s in listed {
         let name = s.metadata.name.as_deref().unwrap_or("");
         seen.insert(name);

@@ -6,7 +6,7 @@
 //! is computed lazily and cached until one of its slices changes, so a sync touches only the Services
 //! whose slices changed.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -21,7 +21,7 @@ use crate::IpFamily;
 pub type EndpointList = Arc<Vec<Arc<Endpoint>>>;
 
 /// The merged endpoints of one Service: per (port name, protocol).
-pub type ServiceEndpoints = BTreeMap<(String, Protocol), EndpointList>;
+pub type ServiceEndpoints = VecMap<(String, Protocol), EndpointList>;
 
 /// `(namespace, service name)`.
 pub type ServiceKey = (String, String);
@@ -120,7 +120,7 @@ struct StoredSlice {
 
 #[derive(Clone, Debug, Default)]
 struct ServiceSlices {
-    slices: BTreeMap<String, StoredSlice>,
+    slices: VecMap<String, StoredSlice>,
     merged: Option<Arc<ServiceEndpoints>>,
 }
 
@@ -168,7 +168,7 @@ impl SharedMerges {
         ps
     }
 
-    fn merge(&self, key: &ServiceKey, slices: &BTreeMap<String, StoredSlice>) -> Arc<ServiceEndpoints> {
+    fn merge(&self, key: &ServiceKey, slices: &VecMap<String, StoredSlice>) -> Arc<ServiceEndpoints> {
         let same = |inputs: &MergeInputs| {
             inputs.len() == slices.len()
                 && inputs.iter().zip(slices).all(|((n, p), (name, s))| Arc::ptr_eq(p, &s.parsed) && n == name)
@@ -190,7 +190,7 @@ pub struct SliceCache {
     node_name: String,
     family: IpFamily,
     read_node_hints: bool,
-    services: BTreeMap<ServiceKey, ServiceSlices>,
+    services: VecMap<ServiceKey, ServiceSlices>,
     /// (namespace, slice name) → the Service it was filed under.
     owners: FxHashMap<(String, String), ServiceKey>,
     /// Merges shared with other nodes' caches, when the owner set one up.
@@ -205,7 +205,7 @@ impl SliceCache {
             node_name: node_name.into(),
             family,
             read_node_hints,
-            services: BTreeMap::new(),
+            services: VecMap::new(),
             owners: FxHashMap::default(),
             shared: None,
         }
@@ -327,7 +327,7 @@ impl SliceCache {
 
     /// The merged endpoints of a Service (§3.2–§3.6), computed once per change.
     pub fn service_endpoints(&mut self, key: &ServiceKey) -> Arc<ServiceEndpoints> {
-        let Some(s) = self.services.get_mut(key) else { return Arc::new(BTreeMap::new()) };
+        let Some(s) = self.services.get_mut(key) else { return Arc::new(VecMap::new()) };
         if let Some(m) = &s.merged {
             return m.clone();
         }
@@ -344,9 +344,9 @@ impl SliceCache {
     /// The merged endpoints of every Service, by service port name, as kube-proxy's EndpointsMap
     /// holds them: with this node's own endpoints marked `is_local` (on copies; the shared merges
     /// are left unmarked).
-    pub fn endpoints_map(&mut self) -> BTreeMap<ServicePortName, EndpointList> {
+    pub fn endpoints_map(&mut self) -> VecMap<ServicePortName, EndpointList> {
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
-        let mut out = BTreeMap::new();
+        let mut out = VecMap::new();
         for key in keys {
             for ((port, proto), eps) in self.service_endpoints(&key).iter() {
                 let marked = eps
@@ -364,9 +364,9 @@ impl SliceCache {
 
     /// For the health-check server (§5): per Service (`ns/name`), the number of distinct local **ready**
     /// endpoint IPs; Services with none are left out.
-    pub fn local_ready_endpoints(&mut self) -> BTreeMap<String, usize> {
+    pub fn local_ready_endpoints(&mut self) -> VecMap<String, usize> {
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
-        let mut out = BTreeMap::new();
+        let mut out = VecMap::new();
         for key in keys {
             let m = self.service_endpoints(&key);
             let mut ips: Vec<&str> =
@@ -428,7 +428,7 @@ fn parse(slice: &EndpointSlice, read_node_hints: bool) -> ParsedPorts {
 
 fn merge<'a>(slices: impl Iterator<Item = &'a StoredSlice>) -> ServiceEndpoints {
     type Bucket<'b> = (Vec<Arc<Endpoint>>, FxHashMap<&'b str, usize>);
-    let mut buckets: BTreeMap<(String, Protocol), Bucket> = BTreeMap::new();
+    let mut buckets: VecMap<(String, Protocol), Bucket> = VecMap::new();
     for s in slices {
         for (key, eps) in s.parsed.iter() {
             let (list, index) = buckets.entry(key.clone()).or_default();

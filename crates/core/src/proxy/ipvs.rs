@@ -7,7 +7,7 @@
 //! the virtual server falls back to the cluster endpoints; acceptance (REJECT/DROP) is decided by the
 //! same rules as in iptables mode ([`super::policy::route`]).
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -300,13 +300,13 @@ fn maglev_table(names: &[&str]) -> Vec<u16> {
 /// Every virtual server of one node.
 #[derive(Clone, Debug, Default)]
 pub struct IpvsState {
-    pub servers: BTreeMap<DestKey, VirtualServer>,
+    pub servers: VecMap<DestKey, VirtualServer>,
     pub scheduler: Scheduler,
 }
 
 impl IpvsState {
     pub fn new(scheduler: Scheduler) -> Self {
-        IpvsState { servers: BTreeMap::new(), scheduler }
+        IpvsState { servers: VecMap::new(), scheduler }
     }
 
     /// The virtual servers a service port needs, with their real servers.

@@ -11,7 +11,7 @@
 //! kp.render_rules(View::KubeProxy)       // the rules of the node's mode, as text
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::vecmap::{VecMap, VecSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -132,13 +132,13 @@ struct Programmed {
 #[derive(Clone, Debug)]
 pub struct KubeProxy {
     pub config: ProxyConfig,
-    services: BTreeMap<ServiceKey, Vec<Arc<ServicePortInfo>>>,
-    ignored: BTreeMap<ServiceKey, Ignored>,
+    services: VecMap<ServiceKey, Vec<Arc<ServicePortInfo>>>,
+    ignored: VecMap<ServiceKey, Ignored>,
     cache: SliceCache,
-    dirty: BTreeSet<ServiceKey>,
+    dirty: VecSet<ServiceKey>,
     full_resync: bool,
     pub runner: SyncRunner,
-    ports: BTreeMap<ServicePortName, Programmed>,
+    ports: VecMap<ServicePortName, Programmed>,
     dests: FxHashMap<DestKey, (ServicePortName, DestKind)>,
     nodeports: FxHashMap<(u16, Protocol), ServicePortName>,
     affinity: AffinityTable,
@@ -156,12 +156,12 @@ impl KubeProxy {
             runner: SyncRunner::new(config.min_sync_period_ms),
             ipvs: IpvsState::new(config.scheduler),
             config,
-            services: BTreeMap::new(),
-            ignored: BTreeMap::new(),
+            services: VecMap::new(),
+            ignored: VecMap::new(),
             cache,
-            dirty: BTreeSet::new(),
+            dirty: VecSet::new(),
             full_resync: true,
-            ports: BTreeMap::new(),
+            ports: VecMap::new(),
             dests: FxHashMap::default(),
             nodeports: FxHashMap::default(),
             affinity: AffinityTable::new(),
@@ -284,8 +284,8 @@ impl KubeProxy {
     pub fn sync(&mut self, now_ms: u64) -> SyncReport {
         self.runner.start(now_ms);
         let full = std::mem::take(&mut self.full_resync);
-        let keys: BTreeSet<ServiceKey> = if full {
-            let mut k: BTreeSet<ServiceKey> = crate::sort::set(self.services.keys().cloned());
+        let keys: VecSet<ServiceKey> = if full {
+            let mut k: VecSet<ServiceKey> = self.services.keys().cloned().collect();
             k.extend(self.cache.service_keys().cloned());
             k.extend(self.ports.keys().map(|s| (s.namespace.clone(), s.name.clone())));
             self.dirty.clear();
@@ -317,7 +317,7 @@ impl KubeProxy {
         let eps = self.cache.service_endpoints(key);
         let old: Vec<ServicePortName> =
             self.ports.keys().filter(|s| s.namespace == key.0 && s.name == key.1).cloned().collect();
-        let mut fresh: BTreeMap<ServicePortName, Programmed> = BTreeMap::new();
+        let mut fresh: VecMap<ServicePortName, Programmed> = VecMap::new();
         for info in infos {
             let list = eps.get(&(info.name.port.clone(), info.protocol)).cloned().unwrap_or_default();
             let cat = categorize(&list, &info, &self.config.node_name, self.config.node_zone.as_deref(), &self.config.gates);
@@ -518,7 +518,7 @@ impl KubeProxy {
 
     /// Per Service, the number of local ready endpoint IPs (from the slice cache, as kube-proxy's
     /// health-check server is fed).
-    pub fn local_ready_endpoints(&mut self) -> BTreeMap<String, usize> {
+    pub fn local_ready_endpoints(&mut self) -> VecMap<String, usize> {
         self.cache.local_ready_endpoints()
     }
 

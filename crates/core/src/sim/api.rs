@@ -1,6 +1,7 @@
 //! The simulated API server: objects by kind and key, resourceVersions, generations, and the watch
 //! events each write produces.
 
+use crate::vecmap::VecMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -151,14 +152,14 @@ pub struct WatchEvent {
 #[derive(Clone, Debug)]
 pub struct ApiServer {
     /// Shared with watch events, informers and timeline snapshots: a snapshot copies only the map.
-    objects: BTreeMap<Kind, BTreeMap<String, Arc<Obj>>>,
+    objects: VecMap<Kind, BTreeMap<String, Arc<Obj>>>,
     resource_version: u64,
     uid_counter: u64,
     rng: Rng,
     /// Writes by kind and verb, for the summary.
-    pub writes: BTreeMap<String, u64>,
+    pub writes: VecMap<String, u64>,
     /// Bytes of every write's object, times the watchers that receive it, per kind.
-    pub watch_bytes: BTreeMap<String, u64>,
+    pub watch_bytes: VecMap<String, u64>,
     /// The simulation's clock, for creation timestamps.
     pub now_ms: u64,
 }
@@ -183,12 +184,12 @@ impl std::fmt::Display for ApiError {
 impl ApiServer {
     pub fn new(seed: u64) -> Self {
         ApiServer {
-            objects: BTreeMap::new(),
+            objects: VecMap::new(),
             resource_version: 0,
             uid_counter: 0,
             rng: Rng::new(seed ^ 0xA11),
-            writes: BTreeMap::new(),
-            watch_bytes: BTreeMap::new(),
+            writes: VecMap::new(),
+            watch_bytes: VecMap::new(),
             now_ms: 0,
         }
     }

@@ -15,8 +15,9 @@ pub mod traffic;
 pub mod view;
 mod world;
 
+use crate::vecmap::{VecMap, VecSet};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -215,7 +216,7 @@ impl Informer {
 /// The tracker of §2: the generation the controller last wrote per slice, or an expected deletion.
 #[derive(Clone, Debug, Default)]
 pub struct SliceTracker {
-    by_service: BTreeMap<String, crate::controller::tracker::TrackedSlices>,
+    by_service: VecMap<String, crate::controller::tracker::TrackedSlices>,
 }
 
 impl SliceTracker {
@@ -252,9 +253,9 @@ pub struct SliceController {
     pub reconciler: Reconciler,
     pub tracker: SliceTracker,
     /// Service key → when its sync is due.
-    pub queue: BTreeMap<String, u64>,
+    pub queue: VecMap<String, u64>,
     /// Services whose writes are in flight.
-    pub busy: BTreeSet<String>,
+    pub busy: VecSet<String>,
     pub syncs: u64,
 }
 
@@ -269,7 +270,7 @@ pub struct NodeProxy {
     pub last_sync_start: Option<u64>,
     pub sync_scheduled: bool,
     /// Service key → the slices it saw at its last sync (shared with the informer).
-    pub programmed: BTreeMap<String, Vec<Arc<Obj>>>,
+    pub programmed: VecMap<String, Vec<Arc<Obj>>>,
     pub synced_at: Option<u64>,
     pub syncs: u64,
 }
@@ -303,7 +304,7 @@ pub struct Sim {
     pub config: Config,
     pub api: ApiServer,
     pub controller: SliceController,
-    pub proxies: BTreeMap<String, NodeProxy>,
+    pub proxies: VecMap<String, NodeProxy>,
     pub(crate) world: world::World,
     pub log: Log,
     /// One sample per virtual second (at most), for the charts.
@@ -377,11 +378,11 @@ impl Sim {
                 informer: Informer { connected: true, ..Default::default() },
                 reconciler,
                 tracker: SliceTracker::default(),
-                queue: BTreeMap::new(),
-                busy: BTreeSet::new(),
+                queue: VecMap::new(),
+                busy: VecSet::new(),
                 syncs: 0,
             },
-            proxies: BTreeMap::new(),
+            proxies: VecMap::new(),
             world: world::World::default(),
             log: Log::default(),
             samples: Chunked::default(),
@@ -933,7 +934,7 @@ impl Sim {
         for kp in &mut p.kube_proxies {
             kp.sync(now);
         }
-        let mut view: BTreeMap<String, Vec<Arc<Obj>>> = BTreeMap::new();
+        let mut view: VecMap<String, Vec<Arc<Obj>>> = VecMap::new();
         for ((kind, _), o) in p.informer.objects.range((Kind::EndpointSlice, String::new())..) {
             if *kind != Kind::EndpointSlice {
                 break;

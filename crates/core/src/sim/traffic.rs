@@ -3,6 +3,7 @@
 //! is decided against the real world: a backend that is gone resets the connection, even though the
 //! node still routed to it.
 
+use crate::vecmap::VecMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -97,7 +98,7 @@ pub struct TrafficStats {
     /// Served connections per Pod (`namespace/name`), or per address for endpoints outside the cluster.
     pub per_pod: BTreeMap<String, u64>,
     /// Outcomes per client node (`external` for outside clients).
-    pub per_node: BTreeMap<String, [u64; 4]>,
+    pub per_node: VecMap<String, [u64; 4]>,
     /// Outcomes per second of virtual time.
     pub per_second: Vec<[u32; 4]>,
 }

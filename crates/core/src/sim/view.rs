@@ -2,7 +2,7 @@
 //! thin layer and all of this is tested natively. Everything is taken from the API server's objects
 //! (what `kubectl` would show) and from each node's kube-proxy (what that node has programmed).
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -300,7 +300,7 @@ impl Sim {
     /// cluster is drawn as counts, and listing ten thousand Pods on every frame costs more than the
     /// frame. Also returns the unscheduled Pods' counts by state (listed only with `detail`).
     pub fn cluster_view_counted(&self, detail: bool) -> (Vec<ZoneView>, Vec<PodView>, [usize; 5]) {
-        let mut by_zone: BTreeMap<String, Vec<NodeView>> = BTreeMap::new();
+        let mut by_zone: VecMap<String, Vec<NodeView>> = VecMap::new();
         for n in self.api.nodes() {
             let name = n.metadata.name.clone().unwrap_or_default();
             let zone = n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ZONE)).cloned().unwrap_or_else(|| "(no zone)".into());
@@ -394,7 +394,7 @@ impl Sim {
         let name = svc.metadata.name.clone().unwrap_or_default();
         let spec = svc.spec.clone().unwrap_or_default();
         // Writes within the flash window, newest first: slice key → (t, verb, cause).
-        let mut writes: BTreeMap<String, (u64, String, String)> = BTreeMap::new();
+        let mut writes: VecMap<String, (u64, String, String)> = VecMap::new();
         let mut deleted = Vec::new();
         let since = self.now.saturating_sub(FLASH_MS);
         for e in self.log.iter().rev().take_while(|e| e.t >= since) {

@@ -2,6 +2,7 @@
 //! updates), and every Pod's life as the scheduler, the kubelet and the node lifecycle controller
 //! drive it.
 
+use crate::vecmap::{VecMap, VecSet};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
@@ -50,10 +51,10 @@ pub(crate) struct NodeRt {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct World {
-    pub workloads: BTreeMap<String, WorkloadRt>,
+    pub workloads: VecMap<String, WorkloadRt>,
     /// Shared with snapshots until a Pod's runtime state changes.
     pub pods: BTreeMap<String, std::sync::Arc<PodRt>>,
-    pub nodes: BTreeMap<String, NodeRt>,
+    pub nodes: VecMap<String, NodeRt>,
     pub dual_stack: bool,
     next_node_index: u32,
     next_cluster_ip: u32,
@@ -61,9 +62,9 @@ pub(crate) struct World {
     next_lb_ip: u32,
     pod_seq: u64,
     /// (workload, node) → bound pods, for the scheduler's spreading.
-    bound: BTreeMap<(String, String), usize>,
+    bound: VecMap<(String, String), usize>,
     /// Workloads with a sync already scheduled (syncs are coalesced).
-    pub sync_pending: std::collections::BTreeSet<String>,
+    pub sync_pending: VecSet<String>,
     /// Pod IP → the pod (`namespace/name`) that holds it.
     ips_in_use: BTreeMap<String, String>,
 }
@@ -516,14 +517,14 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
         return;
     }
     let wl = sim.world.pods.get(key).map(|r| r.workload.clone()).unwrap_or_default();
-    let per_node: BTreeMap<String, usize> = crate::sort::map(
+    let per_node: VecMap<String, usize> = VecMap::from_iter(
         sim.world
             .bound
             .range((wl.clone(), String::new())..)
             .take_while(|((w, _), _)| *w == wl)
             .map(|((_, n), c)| (n.clone(), *c)),
     );
-    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_zone: VecMap<String, usize> = VecMap::new();
     let mut candidates: Vec<(String, String)> = Vec::new();
     for n in sim.api.nodes() {
         let name = n.metadata.name.clone().unwrap_or_default();
@@ -985,7 +986,7 @@ pub(crate) fn check_settled(sim: &Sim) -> Result<(), String> {
         let name = svc.metadata.name.clone().unwrap_or_default();
         let publish = podutil::publish_not_ready(svc);
         for at in crate::controller::desired::address_types_for_service(svc) {
-            let mut seen: BTreeMap<String, (usize, Option<bool>)> = BTreeMap::new();
+            let mut seen: VecMap<String, (usize, Option<bool>)> = VecMap::new();
             for s in sim.api.slices() {
                 let l = s.metadata.labels.as_ref();
                 if l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) != Some(&name)
