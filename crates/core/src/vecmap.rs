@@ -24,7 +24,9 @@ impl<K, V> Default for VecMap<K, V> {
 
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for VecMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.items.iter().map(|(k, v)| (k, v))).finish()
+        f.debug_map()
+            .entries(self.items.iter().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
@@ -44,8 +46,10 @@ fn second_mut<K, V>(e: &mut (K, V)) -> &mut V {
     &mut e.1
 }
 
-pub type Iter<'a, K, V> = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
-pub type IterMut<'a, K, V> = std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
+pub type Iter<'a, K, V> =
+    std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+pub type IterMut<'a, K, V> =
+    std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
 
 impl<K, V> VecMap<K, V> {
     pub const fn new() -> Self {
@@ -64,7 +68,9 @@ impl<K, V> VecMap<K, V> {
         self.items.iter().map(pair as fn(&(K, V)) -> (&K, &V))
     }
     pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
-        self.items.iter_mut().map(pair_mut as fn(&mut (K, V)) -> (&K, &mut V))
+        self.items
+            .iter_mut()
+            .map(pair_mut as fn(&mut (K, V)) -> (&K, &mut V))
     }
     pub fn keys(&self) -> std::iter::Map<std::slice::Iter<'_, (K, V)>, fn(&(K, V)) -> &K> {
         self.items.iter().map(first as fn(&(K, V)) -> &K)
@@ -72,8 +78,12 @@ impl<K, V> VecMap<K, V> {
     pub fn values(&self) -> std::iter::Map<std::slice::Iter<'_, (K, V)>, fn(&(K, V)) -> &V> {
         self.items.iter().map(second as fn(&(K, V)) -> &V)
     }
-    pub fn values_mut(&mut self) -> std::iter::Map<std::slice::IterMut<'_, (K, V)>, fn(&mut (K, V)) -> &mut V> {
-        self.items.iter_mut().map(second_mut as fn(&mut (K, V)) -> &mut V)
+    pub fn values_mut(
+        &mut self,
+    ) -> std::iter::Map<std::slice::IterMut<'_, (K, V)>, fn(&mut (K, V)) -> &mut V> {
+        self.items
+            .iter_mut()
+            .map(second_mut as fn(&mut (K, V)) -> &mut V)
     }
     pub fn into_keys(self) -> impl DoubleEndedIterator<Item = K> + ExactSizeIterator {
         self.items.into_iter().map(|(k, _)| k)
@@ -170,7 +180,9 @@ impl<K: Ord, V> VecMap<K, V> {
             Excluded(q) => self.items.partition_point(|(k, _)| k.borrow() < q),
             Unbounded => self.items.len(),
         };
-        self.items[lo..hi.max(lo)].iter().map(pair as fn(&(K, V)) -> (&K, &V))
+        self.items[lo..hi.max(lo)]
+            .iter()
+            .map(pair as fn(&(K, V)) -> (&K, &V))
     }
 }
 
@@ -280,9 +292,13 @@ impl<K: serde::Serialize, V: serde::Serialize> serde::Serialize for VecMap<K, V>
     }
 }
 
-impl<'de, K: Ord + serde::Deserialize<'de>, V: serde::Deserialize<'de>> serde::Deserialize<'de> for VecMap<K, V> {
+impl<'de, K: Ord + serde::Deserialize<'de>, V: serde::Deserialize<'de>> serde::Deserialize<'de>
+    for VecMap<K, V>
+{
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(std::collections::BTreeMap::<K, V>::deserialize(d)?.into_iter().collect())
+        Ok(std::collections::BTreeMap::<K, V>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }
 
