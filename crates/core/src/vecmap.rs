@@ -479,12 +479,14 @@ mod tests {
                         prop_assert_eq!(vs.remove(&k), bs.remove(&k));
                     }
                     Op::Entry(k, x) => {
-                        *v.entry(k).and_modify(|e| *e = e.wrapping_add(1)).or_insert(x) += 2;
-                        *b.entry(k).and_modify(|e| *e = e.wrapping_add(1)).or_insert(x) += 2;
+                        let e = v.entry(k).and_modify(|e| *e = e.wrapping_add(1)).or_insert(x);
+                        *e = e.wrapping_add(2);
+                        let e = b.entry(k).and_modify(|e| *e = e.wrapping_add(1)).or_insert(x);
+                        *e = e.wrapping_add(2);
                     }
                     Op::Retain(m) => {
-                        v.retain(|k, x| (*k as u16 + *x) % 3 != (m % 3) as u16);
-                        b.retain(|k, x| (*k as u16 + *x) % 3 != (m % 3) as u16);
+                        v.retain(|k, x| (*k as u16).wrapping_add(*x) % 3 != (m % 3) as u16);
+                        b.retain(|k, x| (*k as u16).wrapping_add(*x) % 3 != (m % 3) as u16);
                         vs.retain(|k| k % 4 != m % 4);
                         bs.retain(|k| k % 4 != m % 4);
                     }
