@@ -524,24 +524,28 @@ pub(crate) fn pod_scheduled(sim: &mut Sim, key: &str) {
             .take_while(|((w, _), _)| *w == wl)
             .map(|((_, n), c)| (n.clone(), *c)),
     );
-    let mut per_zone: VecMap<String, usize> = VecMap::new();
-    let mut candidates: Vec<(String, String)> = Vec::new();
+    let mut per_zone: VecMap<&str, usize> = VecMap::new();
+    // (node, zone, this workload's pods on the node), for the usable nodes.
+    let mut candidates: Vec<(&str, &str, usize)> = Vec::new();
     for n in sim.api.nodes() {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        let zone = n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ZONE)).cloned().unwrap_or_default();
-        let rt = sim.world.nodes.get(&name);
+        let name = n.metadata.name.as_deref().unwrap_or("");
+        let zone = n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ZONE)).map_or("", String::as_str);
+        let rt = sim.world.nodes.get(name);
         let usable = rt.is_some_and(|r| !r.failed && !r.cordoned)
             && !n.metadata.labels.as_ref().is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"));
-        *per_zone.entry(zone.clone()).or_insert(0) += per_node.get(&name).copied().unwrap_or(0);
+        let on_node = per_node.get(name).copied().unwrap_or(0);
+        *per_zone.entry(zone).or_insert(0) += on_node;
         if usable {
-            candidates.push((name, zone));
+            candidates.push((name, zone, on_node));
         }
     }
+    // Fewest in the zone, then on the node, then by name (names are unique: no ties).
     let best = candidates
         .iter()
-        .min_by_key(|(n, z)| (per_zone.get(z).copied().unwrap_or(0), per_node.get(n).copied().unwrap_or(0), n.clone()))
-        .cloned();
-    let Some((node, _)) = best else {
+        .map(|&(n, z, on_node)| (per_zone.get(z).copied().unwrap_or(0), on_node, n))
+        .min()
+        .map(|(_, _, n)| n.to_string());
+    let Some(node) = best else {
         sim.log("scheduler", format!("pod {key} unschedulable"), "no ready, schedulable node".into());
         let at = sim.now + 5000;
         sim.schedule(at, Ev::PodScheduled(key.to_string()));
@@ -986,7 +990,7 @@ pub(crate) fn check_settled(sim: &Sim) -> Result<(), String> {
         let name = svc.metadata.name.clone().unwrap_or_default();
         let publish = podutil::publish_not_ready(svc);
         for at in crate::controller::desired::address_types_for_service(svc) {
-            let mut seen: VecMap<String, (usize, Option<bool>)> = VecMap::new();
+            let mut seen: std::collections::BTreeMap<String, (usize, Option<bool>)> = Default::default();
             for s in sim.api.slices() {
                 let l = s.metadata.labels.as_ref();
                 if l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) != Some(&name)
