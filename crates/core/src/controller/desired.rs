@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 
 use super::pods;
 use super::LABEL_ZONE;
@@ -100,43 +101,6 @@ impl PortMapKey {
     }
 }
 
-/// §3.5: endpoint identity: sorted addresses, hostname, targetRef namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EndpointKey {
-    addresses: Vec<String>,
-    hostname: String,
-    namespace: String,
-    name: String,
-}
-
-impl EndpointKey {
-    pub fn of(ep: &Endpoint) -> Self {
-        let mut addresses = ep.addresses.clone();
-        if addresses.len() > 1 {
-            crate::sort::all(&mut addresses);
-        }
-        let (namespace, name) = match ep.target_ref.as_ref() {
-            Some(r) => (r.namespace.clone().unwrap_or_default(), r.name.clone().unwrap_or_default()),
-            None => (String::new(), String::new()),
-        };
-        EndpointKey { addresses, hostname: ep.hostname.clone().unwrap_or_default(), namespace, name }
-    }
-
-    /// An endpoint carrying just this identity.
-    pub fn to_endpoint(&self) -> Endpoint {
-        Endpoint {
-            addresses: self.addresses.clone(),
-            hostname: (!self.hostname.is_empty()).then(|| self.hostname.clone()),
-            target_ref: Some(ObjectReference {
-                namespace: Some(self.namespace.clone()),
-                name: Some(self.name.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-}
-
 /// §3.5: an endpoint found in an existing slice is "changed" when nodeName, zone, a condition (nil is
 /// distinct from false) or the targetRef (resourceVersion ignored) differs. Hints are not compared.
 pub fn endpoint_changed(desired: &Endpoint, existing: &Endpoint) -> bool {
@@ -167,16 +131,21 @@ pub fn endpoint_changed(desired: &Endpoint, existing: &Endpoint) -> bool {
 /// §3.4: the addresses of the wanted family, from `status.podIPs`, in canonical form. A string that is
 /// not an IP is treated as IPv4 and written as `<nil>`, as the real controller does.
 pub fn endpoint_addresses(pod: &Pod, address_type: AddressType) -> Vec<String> {
+    endpoint_addresses_borrowed(pod, address_type).into_iter().map(Cow::into_owned).collect()
+}
+
+/// [`endpoint_addresses`], borrowing each address that is already canonical from the pod.
+fn endpoint_addresses_borrowed(pod: &Pod, address_type: AddressType) -> Vec<Cow<'_, str>> {
     let want_v6 = address_type == AddressType::IPv6;
     pods::pod_ips(pod)
         .filter_map(|ip| {
             if crate::ip::is_canonical_ipv4(ip) {
-                return (!want_v6).then(|| ip.to_string());
+                return (!want_v6).then_some(Cow::Borrowed(ip));
             }
             match parse_ip_sloppy(ip) {
-                Some(std::net::IpAddr::V6(a)) => want_v6.then(|| a.to_string()),
-                Some(std::net::IpAddr::V4(a)) => (!want_v6).then(|| a.to_string()),
-                None => (!want_v6).then(|| "<nil>".to_string()),
+                Some(std::net::IpAddr::V6(a)) => want_v6.then(|| Cow::Owned(a.to_string())),
+                Some(std::net::IpAddr::V4(a)) => (!want_v6).then(|| Cow::Owned(a.to_string())),
+                None => (!want_v6).then_some(Cow::Borrowed("<nil>")),
             }
         })
         .collect()
@@ -215,51 +184,139 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_ty
     }
 }
 
-/// Hash of an endpoint's identity (§3.5), computed without allocating.
-fn identity_hash(ep: &Endpoint) -> u64 {
+/// An endpoint's identity (§3.5), borrowed: its addresses (in any order), hostname, and targetRef
+/// namespace and name.
+struct Identity<'x, S> {
+    addresses: &'x [S],
+    hostname: &'x str,
+    namespace: &'x str,
+    name: &'x str,
+}
+
+fn identity(ep: &Endpoint) -> Identity<'_, String> {
+    let r = ep.target_ref.as_ref();
+    Identity {
+        addresses: &ep.addresses,
+        hostname: ep.hostname.as_deref().unwrap_or(""),
+        namespace: r.and_then(|r| r.namespace.as_deref()).unwrap_or(""),
+        name: r.and_then(|r| r.name.as_deref()).unwrap_or(""),
+    }
+}
+
+/// Hash of an identity, computed without allocating when there is at most one address.
+fn identity_hash<S: AsRef<str>>(id: &Identity<'_, S>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = rustc_hash::FxHasher::default();
-    if ep.addresses.len() > 1 {
-        let mut a: Vec<&str> = ep.addresses.iter().map(String::as_str).collect();
+    if id.addresses.len() > 1 {
+        let mut a: Vec<&str> = id.addresses.iter().map(AsRef::as_ref).collect();
         crate::sort::all(&mut a);
         a.hash(&mut h);
     } else {
-        for a in &ep.addresses {
-            a.as_str().hash(&mut h);
+        for a in id.addresses {
+            a.as_ref().hash(&mut h);
         }
     }
-    ep.hostname.as_deref().unwrap_or("").hash(&mut h);
-    let r = ep.target_ref.as_ref();
-    r.and_then(|r| r.namespace.as_deref()).unwrap_or("").hash(&mut h);
-    r.and_then(|r| r.name.as_deref()).unwrap_or("").hash(&mut h);
+    id.hostname.hash(&mut h);
+    id.namespace.hash(&mut h);
+    id.name.hash(&mut h);
     h.finish()
 }
 
-/// Whether two endpoints have the same identity (§3.5).
-pub fn same_identity(a: &Endpoint, b: &Endpoint) -> bool {
-    let ra = a.target_ref.as_ref();
-    let rb = b.target_ref.as_ref();
+fn same_identity_of<S: AsRef<str>, T: AsRef<str>>(a: &Identity<'_, S>, b: &Identity<'_, T>) -> bool {
     let addresses_equal = if a.addresses.len() <= 1 || b.addresses.len() <= 1 {
-        a.addresses == b.addresses
+        a.addresses.len() == b.addresses.len() && a.addresses.iter().zip(b.addresses).all(|(x, y)| x.as_ref() == y.as_ref())
     } else {
-        let mut x: Vec<&String> = a.addresses.iter().collect();
-        let mut y: Vec<&String> = b.addresses.iter().collect();
+        let mut x: Vec<&str> = a.addresses.iter().map(AsRef::as_ref).collect();
+        let mut y: Vec<&str> = b.addresses.iter().map(AsRef::as_ref).collect();
         crate::sort::all(&mut x);
         crate::sort::all(&mut y);
         x == y
     };
-    addresses_equal
-        && a.hostname.as_deref().unwrap_or("") == b.hostname.as_deref().unwrap_or("")
-        && ra.and_then(|r| r.namespace.as_deref()).unwrap_or("") == rb.and_then(|r| r.namespace.as_deref()).unwrap_or("")
-        && ra.and_then(|r| r.name.as_deref()).unwrap_or("") == rb.and_then(|r| r.name.as_deref()).unwrap_or("")
+    addresses_equal && a.hostname == b.hostname && a.namespace == b.namespace && a.name == b.name
+}
+
+/// Whether two endpoints have the same identity (§3.5).
+pub fn same_identity(a: &Endpoint, b: &Endpoint) -> bool {
+    same_identity_of(&identity(a), &identity(b))
+}
+
+/// The desired endpoint of one pod (§3.4), not yet built: what identity and "changed" (§3.5) read,
+/// borrowed from the pod, its node and the Service. Most of a sync's desired endpoints match an
+/// existing one that has not changed and are never written; only those that go into a slice being
+/// written are built, by [`pod_to_endpoint`] itself, so what is written is exactly what it gives.
+#[derive(Clone, Debug)]
+pub struct DesiredEndpoint<'a> {
+    pod: &'a Pod,
+    node: Option<&'a Node>,
+    svc: &'a Service,
+    address_type: AddressType,
+    addresses: Vec<Cow<'a, str>>,
+    hostname: Option<&'a str>,
+}
+
+impl<'a> DesiredEndpoint<'a> {
+    pub fn new(pod: &'a Pod, node: Option<&'a Node>, svc: &'a Service, address_type: AddressType) -> Self {
+        let hostname = pods::should_set_hostname(pod, svc)
+            .then(|| pod.spec.as_ref().and_then(|s| s.hostname.as_deref()).unwrap_or(""));
+        DesiredEndpoint { pod, node, svc, address_type, addresses: endpoint_addresses_borrowed(pod, address_type), hostname }
+    }
+
+    pub fn has_addresses(&self) -> bool {
+        !self.addresses.is_empty()
+    }
+
+    fn identity(&self) -> Identity<'_, Cow<'a, str>> {
+        Identity {
+            addresses: &self.addresses,
+            hostname: self.hostname.unwrap_or(""),
+            namespace: self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            name: self.pod.metadata.name.as_deref().unwrap_or(""),
+        }
+    }
+
+    /// The endpoint itself, as [`pod_to_endpoint`] makes it.
+    pub fn build(&self) -> Endpoint {
+        pod_to_endpoint(self.pod, self.node, self.svc, self.address_type)
+    }
+
+    /// [`endpoint_changed`] between this endpoint, built, and `existing`, without building it.
+    pub fn changed_from(&self, existing: &Endpoint) -> bool {
+        let pod = self.pod;
+        let node_name = pods::node_name(pod);
+        let zone = self
+            .node
+            .and_then(|n| n.metadata.labels.as_ref())
+            .and_then(|l| l.get(LABEL_ZONE))
+            .filter(|z| !z.is_empty())
+            .map(String::as_str);
+        if existing.node_name.as_deref() != (!node_name.is_empty()).then_some(node_name) || existing.zone.as_deref() != zone {
+            return true;
+        }
+        let serving = pods::is_ready(pod);
+        let terminating = pods::is_terminating(pod);
+        let ready = pods::publish_not_ready(self.svc) || (serving && !terminating);
+        let c = existing.conditions.as_ref();
+        if (c.and_then(|c| c.ready), c.and_then(|c| c.serving), c.and_then(|c| c.terminating))
+            != (Some(ready), Some(serving), Some(terminating))
+        {
+            return true;
+        }
+        let Some(r) = existing.target_ref.as_ref() else { return true };
+        r.api_version.is_some()
+            || r.field_path.is_some()
+            || r.kind.as_deref() != Some("Pod")
+            || r.name.as_deref() != Some(pod.metadata.name.as_deref().unwrap_or(""))
+            || r.namespace.as_deref() != Some(pod.metadata.namespace.as_deref().unwrap_or(""))
+            || r.uid.as_deref() != Some(pod.metadata.uid.as_deref().unwrap_or(""))
+    }
 }
 
 /// A set of desired endpoints keyed by identity, which hands its endpoints out in insertion order
 /// (`PopAny`): deterministic, and one of the orders Go's map iteration can produce. Lookups hash the
 /// identity without allocating and verify it against the stored endpoint.
 #[derive(Clone, Debug, Default)]
-pub struct EndpointSet {
-    entries: Vec<Option<Endpoint>>,
+pub struct EndpointSet<'a> {
+    entries: Vec<Option<DesiredEndpoint<'a>>>,
     /// identity hash → index of a live entry; further live entries with the same hash are in `more`.
     index: FxHashMap<u64, usize>,
     more: FxHashMap<u64, Vec<usize>>,
@@ -267,9 +324,9 @@ pub struct EndpointSet {
     cursor: usize,
 }
 
-impl EndpointSet {
-    fn find(&self, h: u64, ep: &Endpoint) -> Option<usize> {
-        let live = |i: usize| self.entries[i].as_ref().is_some_and(|e| same_identity(e, ep));
+impl<'a> EndpointSet<'a> {
+    fn find<S: AsRef<str>>(&self, h: u64, id: &Identity<'_, S>) -> Option<usize> {
+        let live = |i: usize| self.entries[i].as_ref().is_some_and(|e| same_identity_of(&e.identity(), id));
         if let Some(&i) = self.index.get(&h) {
             if live(i) {
                 return Some(i);
@@ -298,9 +355,13 @@ impl EndpointSet {
     }
 
     /// Insert, replacing an endpoint of the same identity in place.
-    pub fn insert(&mut self, ep: Endpoint) {
-        let h = identity_hash(&ep);
-        if let Some(i) = self.find(h, &ep) {
+    pub fn insert(&mut self, ep: DesiredEndpoint<'a>) {
+        let (h, found) = {
+            let id = ep.identity();
+            let h = identity_hash(&id);
+            (h, self.find(h, &id))
+        };
+        if let Some(i) = found {
             self.entries[i] = Some(ep);
             return;
         }
@@ -315,15 +376,11 @@ impl EndpointSet {
         }
     }
 
-    /// The desired endpoint with the same identity as `ep`.
-    pub fn get_matching(&self, ep: &Endpoint) -> Option<&Endpoint> {
-        self.find(identity_hash(ep), ep).and_then(|i| self.entries[i].as_ref())
-    }
-
     /// Take out the desired endpoint with the same identity as `ep`.
-    pub fn remove_matching(&mut self, ep: &Endpoint) -> Option<Endpoint> {
-        let h = identity_hash(ep);
-        let i = self.find(h, ep)?;
+    pub fn remove_matching(&mut self, ep: &Endpoint) -> Option<DesiredEndpoint<'a>> {
+        let id = identity(ep);
+        let h = identity_hash(&id);
+        let i = self.find(h, &id)?;
         self.unindex(h, i);
         let out = self.entries[i].take();
         if out.is_some() {
@@ -332,20 +389,12 @@ impl EndpointSet {
         out
     }
 
-    pub fn get(&self, key: &EndpointKey) -> Option<&Endpoint> {
-        self.get_matching(&key.to_endpoint())
-    }
-
-    pub fn remove(&mut self, key: &EndpointKey) -> Option<Endpoint> {
-        self.remove_matching(&key.to_endpoint())
-    }
-
-    pub fn pop_any(&mut self) -> Option<Endpoint> {
+    pub fn pop_any(&mut self) -> Option<DesiredEndpoint<'a>> {
         while self.cursor < self.entries.len() {
             let i = self.cursor;
             self.cursor += 1;
             if let Some(ep) = self.entries[i].take() {
-                self.unindex(identity_hash(&ep), i);
+                self.unindex(identity_hash(&ep.identity()), i);
                 self.len -= 1;
                 return Some(ep);
             }
@@ -365,24 +414,24 @@ impl EndpointSet {
 /// The desired state of one address type: per port map (in order of first appearance), its ports and
 /// endpoint set, plus the "Node not found" errors.
 #[derive(Debug, Default)]
-pub struct DesiredState {
-    pub port_maps: Vec<(PortMapKey, Vec<EndpointPort>, EndpointSet)>,
+pub struct DesiredState<'a> {
+    pub port_maps: Vec<(PortMapKey, Vec<EndpointPort>, EndpointSet<'a>)>,
     pub errors: Vec<String>,
 }
 
-impl DesiredState {
+impl DesiredState<'_> {
     pub fn find(&self, key: &PortMapKey) -> Option<usize> {
         self.port_maps.iter().position(|(k, _, _)| k == key)
     }
 }
 
 /// §3.2: the desired endpoints of one address type, grouped by port map.
-pub fn desired_endpoints<P: std::borrow::Borrow<Pod>>(
-    svc: &Service,
-    pods_in: &[P],
-    nodes: &crate::vecmap::VecMap<&str, &Node>,
+pub fn desired_endpoints<'a, P: std::borrow::Borrow<Pod>>(
+    svc: &'a Service,
+    pods_in: &'a [P],
+    nodes: &crate::vecmap::VecMap<&str, &'a Node>,
     address_type: AddressType,
-) -> DesiredState {
+) -> DesiredState<'a> {
     let mut st = DesiredState::default();
     let mut index: FxHashMap<PortMapKey, usize> = FxHashMap::default();
     let publish = pods::publish_not_ready(svc);
@@ -425,10 +474,157 @@ pub fn desired_endpoints<P: std::borrow::Borrow<Pod>>(
             ));
             continue;
         }
-        let ep = pod_to_endpoint(pod, node, svc, address_type);
-        if !ep.addresses.is_empty() {
+        let ep = DesiredEndpoint::new(pod, node, svc, address_type);
+        if ep.has_addresses() {
             st.port_maps[slot].2.insert(ep);
         }
     }
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use proptest::prelude::*;
+
+    /// A pod with the fields §3.4 and §3.5 read set from `bits` and `pick`.
+    fn pod(bits: u32, pick: u8) -> Pod {
+        let ips: &[&str] = match pick % 5 {
+            0 => &["10.1.0.7"],
+            1 => &["10.1.0.7", "fd00::7"],
+            2 => &["010.001.000.007"],
+            3 => &["fd00:0::7", "10.1.0.8"],
+            _ => &["not-an-ip"],
+        };
+        let mut p = fixtures::pod("web", (pick % 3) as u32, ["node-a", "node-b", ""][(pick % 3) as usize], bits & 1 != 0, ips[0]);
+        if let Some(st) = p.status.as_mut() {
+            st.pod_ips = Some(ips.iter().map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }).collect());
+        }
+        if bits & 2 != 0 {
+            p.metadata.deletion_timestamp = Some(Time(Default::default()));
+        }
+        if bits & 4 != 0 {
+            p.metadata.namespace = None;
+        }
+        if bits & 8 != 0 {
+            p.metadata.uid = None;
+        }
+        if let Some(spec) = p.spec.as_mut() {
+            if bits & 16 != 0 {
+                spec.hostname = Some("h".into());
+            }
+            if bits & 32 != 0 {
+                spec.subdomain = Some("web".into());
+            }
+        }
+        p
+    }
+
+    /// An existing endpoint: the built one for `base`, with the fields `bits` says changed.
+    fn existing(base: &Endpoint, bits: u32) -> Endpoint {
+        let mut e = base.clone();
+        if bits & 1 != 0 {
+            e.node_name = e.node_name.map_or(Some("node-a".into()), |_| None);
+        }
+        if bits & 2 != 0 {
+            e.zone = Some("zone-z".into());
+        }
+        if bits & 4 != 0 {
+            e.zone = None;
+        }
+        if bits & 8 != 0 {
+            e.conditions = None;
+        }
+        if bits & 16 != 0 {
+            if let Some(c) = e.conditions.as_mut() {
+                c.serving = c.serving.map(|s| !s);
+            }
+        }
+        if bits & 32 != 0 {
+            if let Some(c) = e.conditions.as_mut() {
+                c.terminating = None;
+            }
+        }
+        if bits & 64 != 0 {
+            e.target_ref = None;
+        }
+        if let Some(r) = e.target_ref.as_mut() {
+            match (bits >> 7) % 8 {
+                1 => r.api_version = Some("v1".into()),
+                2 => r.field_path = Some("x".into()),
+                3 => r.kind = None,
+                4 => r.uid = Some("other".into()),
+                5 => r.resource_version = Some("7".into()),
+                6 => r.namespace = None,
+                _ => {}
+            }
+        }
+        if bits & 1024 != 0 {
+            e.hostname = Some("other".into());
+        }
+        if bits & 2048 != 0 {
+            e.addresses.reverse();
+        }
+        e
+    }
+
+    proptest! {
+        /// The lazy desired endpoint answers identity and "changed" exactly as the endpoint it builds,
+        /// which is `pod_to_endpoint`'s.
+        #[test]
+        fn lazy_endpoint_agrees_with_the_built_one(
+            pod_bits in 0u32..64, pick in any::<u8>(), other_bits in 0u32..64, other_pick in any::<u8>(),
+            change in 0u32..4096, zoned in any::<bool>(), publish in any::<bool>(), v6 in any::<bool>(),
+        ) {
+            let node = fixtures::node("node-a", if zoned { "zone-a" } else { "" }, "4");
+            let mut svc = fixtures::service("web");
+            if let Some(spec) = svc.spec.as_mut() {
+                spec.publish_not_ready_addresses = Some(publish);
+                spec.cluster_ip = Some("None".into());
+            }
+            let at = if v6 { AddressType::IPv6 } else { AddressType::IPv4 };
+            let p = pod(pod_bits, pick);
+            let d = DesiredEndpoint::new(&p, Some(&node), &svc, at);
+            let built = d.build();
+            prop_assert_eq!(&built, &pod_to_endpoint(&p, Some(&node), &svc, at));
+            prop_assert_eq!(d.has_addresses(), !built.addresses.is_empty());
+            prop_assert_eq!(identity_hash(&d.identity()), identity_hash(&identity(&built)));
+            // Against endpoints of this pod and of another, each with some fields changed.
+            let q = pod(other_bits, other_pick);
+            for base in [built.clone(), pod_to_endpoint(&q, None, &svc, at)] {
+                let e = existing(&base, change);
+                prop_assert_eq!(d.changed_from(&e), endpoint_changed(&built, &e), "changed: {:?} vs {:?}", built, e);
+                let same = same_identity(&built, &e);
+                prop_assert_eq!(same_identity_of(&d.identity(), &identity(&e)), same);
+                if same {
+                    prop_assert_eq!(identity_hash(&d.identity()), identity_hash(&identity(&e)));
+                }
+            }
+        }
+    }
+
+    /// The set finds a desired endpoint by an existing one of the same identity, hands them out in
+    /// insertion order, and an insert of the same identity replaces in place.
+    #[test]
+    fn the_set_matches_by_identity_and_pops_in_insertion_order() {
+        let svc = fixtures::service("web");
+        let node = fixtures::node("node-a", "zone-a", "4");
+        let pods: Vec<Pod> = (0..4).map(|i| fixtures::pod("web", i, "node-a", true, &fixtures::pod_ip(i))).collect();
+        let mut set = EndpointSet::default();
+        for p in &pods {
+            set.insert(DesiredEndpoint::new(p, Some(&node), &svc, AddressType::IPv4));
+        }
+        set.insert(DesiredEndpoint::new(&pods[1], Some(&node), &svc, AddressType::IPv4));
+        assert_eq!(set.len(), 4);
+        let mut e = pod_to_endpoint(&pods[2], Some(&node), &svc, AddressType::IPv4);
+        e.zone = Some("elsewhere".into());
+        let got = set.remove_matching(&e).expect("same identity");
+        assert!(got.changed_from(&e));
+        assert!(set.remove_matching(&e).is_none());
+        let order: Vec<String> = std::iter::from_fn(|| set.pop_any()).map(|d| d.build().addresses[0].clone()).collect();
+        assert_eq!(order, [0, 1, 3].map(fixtures::pod_ip));
+        assert!(set.is_empty());
+    }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::desired::{
-    address_types_for_service, desired_endpoints, endpoint_changed, AddressType, EndpointSet, PortMapKey,
+    address_types_for_service, desired_endpoints, AddressType, DesiredEndpoint, EndpointSet, PortMapKey,
 };
 use super::plan::{eps, eps_mut, Cause, Event, Planned, SliceInfo};
 use super::slices::{new_slice, owned_by, placeholder_equal, slice_labels};
@@ -347,7 +347,7 @@ impl Reconciler {
             let mut changed = false;
             for ep in eps(s) {
                 if let Some(d) = desired.remove_matching(ep) {
-                    changed |= endpoint_changed(&d, ep);
+                    changed |= d.changed_from(ep);
                     kept.push(d);
                 }
             }
@@ -360,7 +360,7 @@ impl Reconciler {
                     // A copy of the slice with its endpoints replaced (the old ones are not copied).
                     let c = EndpointSlice {
                         address_type: s.address_type.clone(),
-                        endpoints: Some(kept),
+                        endpoints: Some(kept.iter().map(DesiredEndpoint::build).collect()),
                         metadata: ObjectMeta { labels: Some(labels), ..s.metadata.clone() },
                         ports: s.ports.clone(),
                     };
@@ -463,7 +463,7 @@ fn fill(slice: &mut EndpointSlice, desired: &mut EndpointSet, max: usize) -> usi
     while eps(slice).len() < max {
         match desired.pop_any() {
             Some(ep) => {
-                eps_mut(slice).push(ep);
+                eps_mut(slice).push(ep.build());
                 n += 1;
             }
             None => break,
