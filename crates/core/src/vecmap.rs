@@ -320,27 +320,20 @@ impl<T: fmt::Debug> fmt::Debug for VecSet<T> {
     }
 }
 
+/// A set reads as its sorted slice: `len`, `is_empty`, `iter`, `first`, `last`.
+impl<T> std::ops::Deref for VecSet<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items
+    }
+}
+
 impl<T> VecSet<T> {
     pub const fn new() -> Self {
         VecSet { items: Vec::new() }
     }
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
     pub fn clear(&mut self) {
         self.items.clear()
-    }
-    pub fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.items.iter()
-    }
-    pub fn first(&self) -> Option<&T> {
-        self.items.first()
-    }
-    pub fn last(&self) -> Option<&T> {
-        self.items.last()
     }
     pub fn pop_first(&mut self) -> Option<T> {
         if self.items.is_empty() {
