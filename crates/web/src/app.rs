@@ -1458,6 +1458,8 @@ impl App {
             html! { <span class="badge stale">{"watch cut: this node keeps routing by what it last saw"}</span> }
         } else if pv.stale {
             html! { <span class="badge syncing">{"behind: the API server has newer slices than this node has programmed"}</span> }
+        } else if pv.synced_at.is_none() {
+            html! {}
         } else {
             html! { <span class="badge ok">{"up to date"}</span> }
         };
@@ -1470,7 +1472,10 @@ impl App {
                         { for sim.proxies.keys().map(|n| html! { <option value={n.clone()} selected={*n == self.node}>{ n.clone() }</option> }) }
                     </select>
                     <span class="mode">{ format!("mode {}", pv.mode) }</span>
-                    <span>{ format!("synced {} ({} syncs)", pv.synced_at.map(fmt_ms).unwrap_or_else(|| "never".into()), pv.syncs) }</span>
+                    <span>{ match pv.synced_at {
+                        Some(t) => format!("synced {} ({} syncs)", fmt_ms(t), pv.syncs),
+                        None => "not synced yet".to_string(),
+                    } }</span>
                     { status }
                 </div>
                 { proxy_flow(&pv, &mine) }
