@@ -48,6 +48,10 @@ fn second_mut<K, V>(e: &mut (K, V)) -> &mut V {
 
 pub type Iter<'a, K, V> =
     std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+pub type Keys<'a, K, V> = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> &'a K>;
+pub type Values<'a, K, V> = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> &'a V>;
+pub type ValuesMut<'a, K, V> =
+    std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> &'a mut V>;
 pub type IterMut<'a, K, V> =
     std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
 
@@ -72,15 +76,13 @@ impl<K, V> VecMap<K, V> {
             .iter_mut()
             .map(pair_mut as fn(&mut (K, V)) -> (&K, &mut V))
     }
-    pub fn keys(&self) -> std::iter::Map<std::slice::Iter<'_, (K, V)>, fn(&(K, V)) -> &K> {
+    pub fn keys(&self) -> Keys<'_, K, V> {
         self.items.iter().map(first as fn(&(K, V)) -> &K)
     }
-    pub fn values(&self) -> std::iter::Map<std::slice::Iter<'_, (K, V)>, fn(&(K, V)) -> &V> {
+    pub fn values(&self) -> Values<'_, K, V> {
         self.items.iter().map(second as fn(&(K, V)) -> &V)
     }
-    pub fn values_mut(
-        &mut self,
-    ) -> std::iter::Map<std::slice::IterMut<'_, (K, V)>, fn(&mut (K, V)) -> &mut V> {
+    pub fn values_mut(&mut self) -> ValuesMut<'_, K, V> {
         self.items
             .iter_mut()
             .map(second_mut as fn(&mut (K, V)) -> &mut V)
