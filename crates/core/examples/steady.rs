@@ -28,9 +28,21 @@ fn main() {
                 p.informer = Default::default();
             }
             marks.push(("proxy informers", live()));
+            let mut parts: Vec<(&'static str, usize)> = Vec::new();
             for p in snap.proxies.values_mut() {
-                p.kube_proxies.clear();
+                for kp in std::mem::take(&mut p.kube_proxies) {
+                    let mut last = live();
+                    kp.drop_parts(&mut |name| {
+                        let now = live();
+                        match parts.iter_mut().find(|(n, _)| *n == name) {
+                            Some((_, v)) => *v += last.saturating_sub(now),
+                            None => parts.push((name, last.saturating_sub(now))),
+                        }
+                        last = now;
+                    });
+                }
             }
+            eprintln!("  kube-proxy parts: {}", parts.iter().map(|(n, v)| format!("{n} {:.2}", mb(*v))).collect::<Vec<_>>().join(" "));
             marks.push(("kube-proxies", live()));
             for p in snap.proxies.values_mut() {
                 p.programmed.clear();
@@ -58,13 +70,13 @@ fn main() {
             out += &format!(" api {:.2}", mb(before - after));
             let l = live();
             let total = marks[0].1 - l + (before - after);
-            drop(snap);
-            let rest = l - live();
-            eprintln!(
-                "gap {gap}:{out} rest(incl. api clone) {:.2}  (sum {:.2})",
-                mb(rest),
-                mb(total + rest)
-            );
+            let mut last = l;
+            snap.drop_parts(&mut |name| {
+                let now = live();
+                out += &format!(" {name} {:.2}", mb(last.saturating_sub(now)));
+                last = now;
+            });
+            eprintln!("gap {gap}:{out}  (sum {:.2}; the api clone counted in rest)", mb(total + l - live()));
         }
         return;
     }

@@ -150,6 +150,26 @@ pub struct KubeProxy {
 }
 
 impl KubeProxy {
+    /// For the memory example: drop this copy's parts one by one, calling `mark` after each.
+    #[doc(hidden)]
+    pub fn drop_parts(mut self, mark: &mut dyn FnMut(&'static str)) {
+        self.conntrack = Default::default();
+        mark("conntrack");
+        self.cache = SliceCache::new("", self.config.family, false);
+        mark("slice cache");
+        self.ports = Default::default();
+        mark("ports");
+        self.dests = Default::default();
+        self.nodeports = Default::default();
+        mark("dests");
+        self.ipvs = IpvsState::new(self.config.scheduler);
+        mark("ipvs");
+        self.affinity = AffinityTable::new();
+        mark("affinity");
+        drop(self);
+        mark("kp rest");
+    }
+
     pub fn new(config: ProxyConfig, seed: u64) -> Self {
         let cache = SliceCache::new(&config.node_name, config.family, config.gates.prefer_same_traffic_distribution);
         KubeProxy {

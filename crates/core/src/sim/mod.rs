@@ -332,6 +332,38 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// For the memory example: drop this copy's parts one by one, calling `mark` after each with
+    /// the part's name, so the caller can count what each part kept alive.
+    #[doc(hidden)]
+    pub fn drop_parts(mut self, mark: &mut dyn FnMut(&'static str)) {
+        self.events = Default::default();
+        self.queue = Default::default();
+        mark("events");
+        self.world.pods = Default::default();
+        mark("world pods");
+        self.world.ips_in_use = Default::default();
+        mark("world ips");
+        self.world.workloads = Default::default();
+        self.world.nodes = Default::default();
+        self.world.bound = Default::default();
+        self.world.sync_pending = Default::default();
+        mark("world rest");
+        self.traffic.stats.per_pod = Default::default();
+        mark("traffic per pod");
+        self.traffic = Default::default();
+        mark("traffic rest");
+        self.gone = Default::default();
+        self.prepared = None;
+        mark("gone+prepared");
+        self.controller.informer = Default::default();
+        mark("controller informer");
+        self.controller.tracker = Default::default();
+        self.controller.queue = Default::default();
+        mark("controller rest");
+        drop(self);
+        mark("rest");
+    }
+
     /// Build the initial world of a scenario; its timed actions are scheduled.
     pub fn new(sc: &Scenario) -> Result<Sim, String> {
         Self::with_actions(sc, &[])

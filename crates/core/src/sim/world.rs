@@ -62,11 +62,11 @@ pub(crate) struct World {
     next_lb_ip: u32,
     pod_seq: u64,
     /// (workload, node) → bound pods, for the scheduler's spreading.
-    bound: VecMap<(String, String), usize>,
+    pub(crate) bound: VecMap<(String, String), usize>,
     /// Workloads with a sync already scheduled (syncs are coalesced).
     pub sync_pending: VecSet<String>,
     /// Pod IP → the pod (`namespace/name`) that holds it.
-    ips_in_use: BTreeMap<String, String>,
+    pub(crate) ips_in_use: BTreeMap<String, String>,
 }
 
 impl World {
