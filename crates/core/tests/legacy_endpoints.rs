@@ -204,3 +204,69 @@ fn repack_groups_ports_with_the_same_addresses_and_ready_wins() {
     assert!(out[0].not_ready_addresses.is_none(), "ready wins over not ready");
     assert_eq!(out[0].ports.as_ref().map_or(0, Vec::len), 2);
 }
+
+#[test]
+fn shared_versions_share_unchanged_addresses_and_match_the_api_type() {
+    use slicelab_core::controller::endpoints::{sync_shared, SharedEndpoints};
+    use std::sync::Arc;
+    let svc = service(false);
+    let pods: Vec<Pod> = (0..6).map(|i| pod(i, i % 3 != 0)).collect();
+    let first = match sync_shared(Some(&svc), &pods, None) {
+        EndpointsWrite::Create(e) => e,
+        other => panic!("expected a create, got {other:?}"),
+    };
+    // The shared form is the same object as the API type's path gives.
+    assert_eq!(sync(Some(&svc), &pods, None), EndpointsWrite::Create(first.to_endpoints()));
+    assert_eq!(SharedEndpoints::from(&first.to_endpoints()), first);
+    assert_eq!(first.address_count(), 6);
+
+    // One pod turns ready, one is gone: the next version shares every other address.
+    let mut next_pods = pods.clone();
+    next_pods[0] = pod(0, true);
+    next_pods.remove(4);
+    let second = match sync_shared(Some(&svc), &next_pods, Some(&first)) {
+        EndpointsWrite::Update(e) => e,
+        other => panic!("expected an update, got {other:?}"),
+    };
+    assert_eq!(sync(Some(&svc), &next_pods, Some(&first.to_endpoints())), EndpointsWrite::Update(second.to_endpoints()));
+    let all = |e: &SharedEndpoints| -> Vec<Arc<EndpointAddress>> {
+        e.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten().chain(s.not_ready_addresses.iter().flatten())).cloned().collect()
+    };
+    let before = all(&first);
+    let (mut shared, mut fresh) = (0, 0);
+    for a in all(&second) {
+        if before.iter().any(|b| Arc::ptr_eq(b, &a)) {
+            shared += 1;
+        } else {
+            fresh += 1;
+        }
+    }
+    // Pod 0 changed readiness but not its address: still shared. Pod 4 is gone; nothing new.
+    assert_eq!((shared, fresh), (5, 0));
+
+    // An address that differs in any field is not shared: the stored object carries a
+    // resourceVersion in a targetRef (as a user's object may), so that address is made anew.
+    let mut edited = first.to_endpoints();
+    let subset = &mut edited.subsets.as_mut().expect("subsets")[0];
+    let a = &mut subset.addresses.as_mut().expect("ready")[0];
+    a.target_ref.as_mut().expect("ref").resource_version = Some("3".into());
+    let edited = SharedEndpoints::from(&edited);
+    let third = match sync_shared(Some(&svc), &pods, Some(&edited)) {
+        EndpointsWrite::None => edited.clone(),
+        EndpointsWrite::Update(e) => e,
+        other => panic!("{other:?}"),
+    };
+    // The resourceVersion is ignored in the comparison, so nothing is written.
+    assert_eq!(third, edited);
+    let mut relabelled = svc.clone();
+    relabelled.metadata.labels = Some([("tier".to_string(), "web".to_string())].into());
+    let fourth = match sync_shared(Some(&relabelled), &pods, Some(&edited)) {
+        EndpointsWrite::Update(e) => e,
+        other => panic!("expected an update for the labels, got {other:?}"),
+    };
+    let edited_all = all(&edited);
+    let fourth_all = all(&fourth);
+    let fresh: Vec<_> = fourth_all.iter().filter(|a| !edited_all.iter().any(|b| Arc::ptr_eq(a, b))).collect();
+    assert_eq!(fresh.len(), 1, "only the edited address is made anew");
+    assert!(fresh[0].target_ref.as_ref().is_some_and(|r| r.resource_version.is_none()));
+}

@@ -5,7 +5,8 @@ use crate::vecmap::VecMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use crate::controller::endpoints::SharedEndpoints;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,9 @@ pub enum Obj {
     Pod(Pod),
     Service(Service),
     EndpointSlice(EndpointSlice),
-    Endpoints(Endpoints),
+    /// The legacy Endpoints object, its addresses shared between versions (`to_endpoints` gives the
+    /// API type).
+    Endpoints(SharedEndpoints),
 }
 
 /// kube-proxies' slice caches keep the API's slice objects themselves.
@@ -85,7 +88,7 @@ impl Obj {
             Obj::Pod(o) => serde_json::to_value(super::lean::LeanPod(o)),
             Obj::Service(o) => serde_json::to_value(o),
             Obj::EndpointSlice(o) => serde_json::to_value(o),
-            Obj::Endpoints(o) => serde_json::to_value(o),
+            Obj::Endpoints(o) => serde_json::to_value(o.to_endpoints()),
         };
         r.unwrap_or(serde_json::Value::Null)
     }
@@ -304,7 +307,7 @@ impl ApiServer {
         self.list(Kind::EndpointSlice).filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
     }
 
-    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
+    pub fn endpoints(&self) -> impl Iterator<Item = &SharedEndpoints> {
         self.list(Kind::Endpoints).filter_map(|o| if let Obj::Endpoints(s) = o { Some(s) } else { None })
     }
 

@@ -5,9 +5,9 @@
 //! with the omissions of k8s-openapi's serializers, strings escaped as serde_json escapes them. A
 //! test checks the count against serde_json on random objects.
 
-use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference,
-};
+use crate::controller::endpoints::{SharedEndpoints, SharedSubset};
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, ObjectReference};
+use std::sync::Arc;
 
 /// A JSON string's length: quotes, and the escapes serde_json writes (`\"`, `\\`, the short forms of
 /// \b \f \n \r \t, `\u00XX` for other control characters; everything else as is).
@@ -71,7 +71,7 @@ fn reference_len(r: &ObjectReference) -> usize {
     ])
 }
 
-fn address_len(a: &EndpointAddress) -> usize {
+fn address_len(a: &Arc<EndpointAddress>) -> usize {
     object([
         ("hostname", opt_str(&a.hostname)),
         ("ip", Some(str_len(&a.ip))),
@@ -89,7 +89,7 @@ fn port_len(p: &EndpointPort) -> usize {
     ])
 }
 
-fn subset_len(s: &EndpointSubset) -> usize {
+fn subset_len(s: &SharedSubset) -> usize {
     object([
         (
             "addresses",
@@ -106,7 +106,7 @@ fn subset_len(s: &EndpointSubset) -> usize {
 }
 
 /// The length of `serde_json::to_string(e)`; `None` if the metadata does not serialize.
-pub fn endpoints_len(e: &Endpoints) -> Option<usize> {
+pub fn endpoints_len(e: &SharedEndpoints) -> Option<usize> {
     // Through a JSON value: the serializers for values are in the wasm anyway.
     let meta = serde_json::to_value(&e.metadata).ok()?.to_string().len();
     Some(object([
@@ -124,6 +124,7 @@ pub fn endpoints_len(e: &Endpoints) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+    use k8s_openapi::api::core::v1::{EndpointSubset, Endpoints};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn text(r: &mut Rng) -> String {
@@ -192,7 +193,7 @@ mod tests {
             let e = random(&mut r);
             let want = serde_json::to_string(&e).unwrap().len();
             assert_eq!(
-                endpoints_len(&e),
+                endpoints_len(&SharedEndpoints::from(&e)),
                 Some(want),
                 "object {i}: {}",
                 serde_json::to_string(&e).unwrap()

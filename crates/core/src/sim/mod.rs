@@ -874,12 +874,12 @@ impl Sim {
                     .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
                     .filter(|p| !sel.is_empty() && crate::controller::pods::selector_matches(sel, p.metadata.labels.as_ref()))
                     .collect();
-                let (verb, obj) = match endpoints::sync(Some(svc), &pods, current) {
+                let (verb, obj) = match endpoints::sync_shared(Some(svc), &pods, current) {
                     endpoints::EndpointsWrite::Create(e) => ("create", e),
                     endpoints::EndpointsWrite::Update(e) => ("update", e),
                     _ => return,
                 };
-                let n: usize = obj.subsets.iter().flatten().map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len)).sum();
+                let n = obj.address_count();
                 let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
                 let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
                 self.schedule(at, Ev::Write(verb, Box::new(Obj::Endpoints(obj)), "endpoints-controller", cause));
@@ -898,7 +898,7 @@ impl Sim {
                     })
                     .cloned()
                     .collect();
-                let r = mirroring::sync(Some(svc), Some(ep), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
+                let r = mirroring::sync(Some(svc), Some(&ep.to_endpoints()), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
                 for c in r.calls {
                     let verb = match c.verb {
                         crate::controller::reconciler::Verb::Create => "create",

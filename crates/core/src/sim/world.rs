@@ -197,7 +197,7 @@ pub(crate) fn build(sim: &mut Sim, sc: &Scenario) -> Result<(), String> {
         let mut e: k8s_openapi::api::core::v1::Endpoints =
             decode(v.clone(), "Endpoints").map_err(|e| format!("world.endpoints[{i}]: {e}"))?;
         e.metadata.namespace.get_or_insert_with(|| "default".into());
-        sim.write("create", Obj::Endpoints(e), "user", "initial world");
+        sim.write("create", Obj::Endpoints((&e).into()), "user", "initial world");
     }
     for wl in &w.workloads {
         sim.world.workloads.insert(wl.name.clone(), WorkloadRt { spec: wl.clone(), replicas: wl.replicas, version: 1 });
