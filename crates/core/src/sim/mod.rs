@@ -82,7 +82,7 @@ pub(crate) enum Ev {
     PodStarted(String),
     Probe(String),
     /// A run of readiness-probe results ends: (pod, whether the next run fails).
-    Flap(String, bool),
+    Flap(Arc<str>, bool),
     PodCrash(String),
     PodGone(String),
     NodeGrace(String),
@@ -132,7 +132,9 @@ impl<T> Default for Chunked<T> {
 /// The why-log.
 pub type Log = Chunked<LogEntry>;
 
-const LOG_CHUNK: usize = 1024;
+/// Entries per chunk. A snapshot shares every full chunk; the last one is copied when the run
+/// writes to it after the snapshot, so a small chunk keeps that copy small.
+const LOG_CHUNK: usize = 128;
 
 impl<T: Clone> Chunked<T> {
     pub fn push(&mut self, e: T) {

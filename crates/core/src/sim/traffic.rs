@@ -96,7 +96,8 @@ pub struct TrafficStats {
     pub total: u64,
     pub by_outcome: [u64; 4],
     /// Served connections per Pod (`namespace/name`), or per address for endpoints outside the cluster.
-    pub per_pod: BTreeMap<String, u64>,
+    /// Keys shared (`Arc`), so that a snapshot's copy of this map copies no strings.
+    pub per_pod: BTreeMap<Arc<str>, u64>,
     /// Outcomes per client node (`external` for outside clients).
     pub per_node: VecMap<String, [u64; 4]>,
     /// Outcomes per second of virtual time.
@@ -225,9 +226,9 @@ fn record(sim: &mut Sim, c: Conn) {
     }
     if c.outcome == ConnOutcome::Served {
         let who = c.pod.as_ref().unwrap_or(&c.backend);
-        match st.per_pod.get_mut(who) {
+        match st.per_pod.get_mut(who.as_str()) {
             Some(n) => *n += 1,
-            None => *st.per_pod.entry(who.clone()).or_default() += 1,
+            None => *st.per_pod.entry(who.as_str().into()).or_default() += 1,
         }
     }
     let sec = (c.t / 1000) as usize;

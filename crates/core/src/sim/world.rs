@@ -4,6 +4,7 @@
 
 use crate::vecmap::{VecMap, VecSet};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition, PodIP, PodSpec, PodStatus,
@@ -66,14 +67,15 @@ pub(crate) struct World {
     /// Workloads with a sync already scheduled (syncs are coalesced).
     pub sync_pending: VecSet<String>,
     /// Pod IP → the pod (`namespace/name`) that holds it.
-    pub(crate) ips_in_use: BTreeMap<String, String>,
+    /// Shared keys and values: a snapshot's copy of this map copies no strings.
+    pub(crate) ips_in_use: BTreeMap<Arc<str>, Arc<str>>,
 }
 
 impl World {
     /// Drop a pod's runtime state (it is gone from the API), releasing its node slot and IPs.
     /// The pod that holds an IP now.
     pub(crate) fn ip_owner(&self, ip: &str) -> Option<String> {
-        self.ips_in_use.get(ip).cloned()
+        self.ips_in_use.get(ip).map(|k| k.to_string())
     }
 
     pub(crate) fn forget_pod(&mut self, key: &str) -> Option<PodRt> {
@@ -84,7 +86,7 @@ impl World {
             }
         }
         for ip in &rt.ips {
-            self.ips_in_use.remove(ip);
+            self.ips_in_use.remove(ip.as_str());
         }
         Some(rt)
     }
@@ -577,15 +579,16 @@ fn allocate_ips(sim: &mut Sim, node: &str, key: &str) -> Vec<String> {
         let host = rt.next_host;
         rt.next_host = if rt.next_host >= 254 { 2 } else { rt.next_host + 1 };
         let v4 = format!("10.{}.{}.{}", 244 + index / 256, index % 256, host);
-        if sim.world.ips_in_use.contains_key(&v4) {
+        if sim.world.ips_in_use.contains_key(v4.as_str()) {
             continue;
         }
         let mut ips = vec![v4];
         if dual {
             ips.push(format!("fd00:10:244:{index:x}::{host:x}"));
         }
+        let owner: Arc<str> = key.into();
         for ip in &ips {
-            sim.world.ips_in_use.insert(ip.clone(), key.to_string());
+            sim.world.ips_in_use.insert(ip.as_str().into(), Arc::clone(&owner));
         }
         return ips;
     }
@@ -683,7 +686,7 @@ fn schedule_flap(sim: &mut Sim, key: &str, wl: &str, next_fails: bool) {
         1 + (crate::rng::ln_portable(u) / crate::rng::ln_portable(q)).floor().min(1e7) as u64
     };
     let at = sim.now + runs * sim.config.probe_period_ms;
-    sim.schedule(at, Ev::Flap(key.to_string(), next_fails));
+    sim.schedule(at, Ev::Flap(key.into(), next_fails));
 }
 
 /// The container crashes and restarts: not ready until its readiness delay passes again.
