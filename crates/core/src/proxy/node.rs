@@ -145,7 +145,8 @@ pub struct KubeProxy {
     pub conntrack: ConnTable,
     pub ipvs: IpvsState,
     rng: Rng,
-    thresholds: Vec<u32>,
+    /// Kernel thresholds for `1/k` (a pure table, shared with snapshots).
+    thresholds: Arc<Vec<u32>>,
     pub last_sync: Option<SyncReport>,
 }
 
@@ -166,6 +167,13 @@ impl KubeProxy {
         mark("ipvs");
         self.affinity = AffinityTable::new();
         mark("affinity");
+        self.services = Default::default();
+        self.ignored = Default::default();
+        mark("services");
+        self.last_sync = None;
+        mark("last sync");
+        self.thresholds = Default::default();
+        mark("thresholds");
         drop(self);
         mark("kp rest");
     }
@@ -187,7 +195,7 @@ impl KubeProxy {
             affinity: AffinityTable::new(),
             conntrack: ConnTable::default(),
             rng: Rng::new(seed),
-            thresholds: iptables::thresholds(64),
+            thresholds: Arc::new(iptables::thresholds(64)),
             last_sync: None,
         }
     }
@@ -465,7 +473,7 @@ impl KubeProxy {
                         let n = candidates.len();
                         let k = if mode == Mode::Iptables {
                             if self.thresholds.len() <= n {
-                                self.thresholds = iptables::thresholds(n.next_power_of_two());
+                                self.thresholds = Arc::new(iptables::thresholds(n.next_power_of_two()));
                             }
                             iptables::pick_by_chain(&mut self.rng, &self.thresholds, n)
                         } else {

@@ -1,8 +1,9 @@
 //! The timeline: a run you can seek in, backwards too. Snapshots of the whole simulation are taken
 //! at intervals; seeking restores the nearest earlier snapshot and replays. An action taken at an
 //! earlier time forks the timeline: later snapshots are dropped and the future is recomputed.
-//! The number of snapshots is capped: when full, every other one is dropped and the interval doubles,
-//! so memory stays bounded however long the run. A few more, denser snapshots are kept just behind
+//! The number of snapshots is capped: when full, the one whose removal leaves the smallest gap is
+//! dropped and new ones are taken further apart (the run so far over the cap), so they stay about
+//! evenly spread and memory stays bounded however long the run. A few more, denser snapshots are kept just behind
 //! the place the timeline last ran to, so stepping back and short scrubs back replay a second or so
 //! instead of up to a whole interval.
 
@@ -38,8 +39,8 @@ impl Timeline {
     }
 
     /// The cap on sparse snapshots up to 1,000 Pods (divided by the thousands of Pods above that).
-    /// At 96, a 1-hour run at 1,000 Pods keeps one every 40 s.
-    pub const MAX_SNAPSHOTS: usize = 96;
+    /// At 128, a 1-hour run at 1,000 Pods keeps one about every 28 s (~2.4 MB each of its own).
+    pub const MAX_SNAPSHOTS: usize = 128;
 
     pub fn now(&self) -> u64 {
         self.current.now
@@ -67,14 +68,25 @@ impl Timeline {
 
     fn take_snapshot(&mut self) {
         self.snapshots.push(self.current.clone());
-        while self.snapshots.len() > self.max_sparse() {
-            let mut i = 0;
-            self.snapshots.retain(|_| {
-                i += 1;
-                i % 2 == 1
-            });
-            self.interval_ms *= 2;
+        let max = self.max_sparse();
+        if self.snapshots.len() <= max {
+            return;
         }
+        while self.snapshots.len() > max {
+            // Keep the first and the newest; drop the one between the closest neighbours (the
+            // earliest such), which leaves the smallest gap behind.
+            let t: Vec<u64> = self.snapshots.iter().map(|s| s.now).collect();
+            let drop = (1..t.len() - 1).min_by_key(|&i| (t[i + 1] - t[i - 1], i));
+            match drop {
+                Some(i) => {
+                    self.snapshots.remove(i);
+                }
+                None => break,
+            }
+        }
+        // New snapshots as far apart as the kept ones are on average, so the spread stays even.
+        let span = self.last_snapshot_time() - self.snapshots.first().map_or(0, |s| s.now);
+        self.interval_ms = self.interval_ms.max(span / (max as u64 - 1).max(1));
     }
 
     /// How many dense snapshots are kept behind the cursor (up to 1,000 Pods).
@@ -205,5 +217,32 @@ impl Timeline {
             self.current = s.clone();
         }
         self.advance_to(back_to.max(at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_timeline_keeps_its_snapshots_evenly_spread_and_seeks_exactly() {
+        let sc = Scenario::by_id("headless-dns").expect("built in");
+        let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
+        tl.max_snapshots = 8;
+        tl.seek(600_000);
+        let t: Vec<u64> = tl.snapshots.iter().map(|s| s.now).collect();
+        assert_eq!(t.len(), 8, "the cap is used, not halved: {t:?}");
+        assert_eq!(t[0], 0, "the start is kept");
+        let gaps: Vec<u64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+        let even = t[t.len() - 1] / (t.len() as u64 - 1);
+        assert!(gaps.iter().all(|&g| g <= 2 * even), "no gap over twice the even spacing: {gaps:?}");
+        assert!(*t.last().expect("some") >= 600_000 - 2 * even, "snapshots reach the end of the run: {t:?}");
+        // Seeking anywhere still lands on the state of a straight run.
+        for target in [37_000, 301_000, 555_000] {
+            tl.seek(target);
+            let mut straight = Sim::new(&sc).expect("builds");
+            straight.run_until(target);
+            assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {target}");
+        }
     }
 }
