@@ -51,6 +51,13 @@ fn bench(c: &mut Criterion) {
         tl.snapshot_count(),
         live().saturating_sub(before) as f64 / 1e6
     );
+    let times = tl.snapshot_times();
+    let gaps: Vec<u64> = times.windows(2).map(|w| (w[1] - w[0]) / 1000).collect();
+    eprintln!(
+        "snapshot gaps: min {} s, max {} s",
+        gaps.iter().min().unwrap_or(&0),
+        gaps.iter().max().unwrap_or(&0)
+    );
     let steps: Vec<f64> = (0..10)
         .map(|_| {
             let a = Instant::now();
@@ -69,7 +76,11 @@ fn bench(c: &mut Criterion) {
             let t = next_target(&mut k);
             let a = Instant::now();
             tl.seek(t);
-            a.elapsed().as_secs_f64() * 1e3
+            let ms = a.elapsed().as_secs_f64() * 1e3;
+            if std::env::var("SEEKS").is_ok() {
+                eprintln!("seek to {:.1} s: {ms:.0} ms", t as f64 / 1e3);
+            }
+            ms
         })
         .collect();
     ms.sort_by(f64::total_cmp);

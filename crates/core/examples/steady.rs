@@ -1,7 +1,8 @@
 //! The steady state of a 1,000-Pod cluster with readiness flaps and traffic, for profiling:
 //! `cargo run --profile profiling -p slicelab-core --example steady` prints milliseconds per
 //! simulated second from 15 to 30 minutes (run it under `perf record`). With `MEM=1` it prints instead
-//! what one timeline snapshot keeps alive after the run goes on 5, 20 and 75 s, part by part.
+//! what one timeline snapshot keeps alive after the run goes on 5, 20 and 75 s, part by part
+//! (`PODS=10000` for a larger cluster, from 400 s on).
 #[path = "../benches/common/mod.rs"]
 mod common;
 use common::{live, Counting};
@@ -16,9 +17,10 @@ fn mb(x: usize) -> f64 {
 }
 
 fn main() {
-    let sc = common::scenario(1_000, 0.001);
+    let pods: u32 = std::env::var("PODS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let sc = common::scenario(pods, 0.001);
     let mut s = Sim::new(&sc).unwrap();
-    s.run_until(900_000);
+    s.run_until(if pods > 1_000 { 400_000 } else { 900_000 });
     if std::env::var("MEM").is_ok() {
         for gap in [5_000u64, 20_000, 75_000] {
             let mut snap = s.clone();

@@ -191,8 +191,6 @@ pub struct SliceCache {
     family: IpFamily,
     read_node_hints: bool,
     services: VecMap<ServiceKey, ServiceSlices>,
-    /// (namespace, slice name) → the Service it was filed under.
-    owners: FxHashMap<(String, String), ServiceKey>,
     /// Merges shared with other nodes' caches, when the owner set one up.
     shared: Option<SharedMerges>,
 }
@@ -206,7 +204,6 @@ impl SliceCache {
             family,
             read_node_hints,
             services: VecMap::new(),
-            owners: FxHashMap::default(),
             shared: None,
         }
     }
@@ -270,10 +267,8 @@ impl SliceCache {
         let key: ServiceKey = (ns.clone(), svc);
         // Moved to another Service: drop the old copy first.
         let mut moved = None;
-        if let Some(old) = self.owners.get(&(ns.clone(), name.clone())) {
-            if *old != key {
-                moved = self.remove(&ns, &name);
-            }
+        if self.owner(&ns, &name).is_some_and(|old| *old != key) {
+            moved = self.remove(&ns, &name);
         }
         let entry = self.services.entry(key.clone()).or_default();
         if moved.is_none() {
@@ -292,13 +287,12 @@ impl SliceCache {
         let entry = self.services.entry(key.clone()).or_default();
         entry.slices.insert(name.clone(), stored);
         entry.merged = None;
-        self.owners.insert((ns, name), key.clone());
         SliceChange::Changed(key)
     }
 
     /// Delete a slice by namespace and name; returns the Service it belonged to, if it was stored.
     pub fn remove(&mut self, namespace: &str, name: &str) -> Option<ServiceKey> {
-        let key = self.owners.remove(&(namespace.to_string(), name.to_string()))?;
+        let key = self.owner(namespace, name)?.clone();
         if let Some(s) = self.services.get_mut(&key) {
             s.slices.remove(name);
             s.merged = None;
@@ -307,6 +301,12 @@ impl SliceCache {
             }
         }
         Some(key)
+    }
+
+    /// The Service a slice is filed under. (Found by looking: a node has few Services, and a table
+    /// of its own would be copied into every snapshot of every node.)
+    fn owner(&self, namespace: &str, name: &str) -> Option<&ServiceKey> {
+        self.services.iter().find(|(k, s)| k.0 == namespace && s.slices.contains_key(name)).map(|(k, _)| k)
     }
 
     /// Delete a slice object.

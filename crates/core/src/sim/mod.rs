@@ -331,6 +331,9 @@ pub struct Sim {
     /// Pods deleted within the last `view::FLASH_MS`, with their last state: (time, object). The
     /// cluster view shows them fading out. Not part of the trace.
     pub(crate) gone: std::collections::VecDeque<(u64, Arc<Obj>)>,
+    /// Events handled so far: the work a replay from the start would redo (the timeline spaces its
+    /// snapshots by it). Not part of the trace.
+    pub handled: u64,
 }
 
 impl Sim {
@@ -432,6 +435,7 @@ impl Sim {
             prepared: None,
             merges: Default::default(),
             gone: Default::default(),
+            handled: 0,
             config,
         };
         world::build(&mut sim, sc)?;
@@ -482,6 +486,7 @@ impl Sim {
     /// Process one event. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
         let Some(Reverse((t, _, seq))) = self.queue.pop() else { return false };
+        self.handled += 1;
         self.now = self.now.max(t);
         self.api.now_ms = self.now;
         if let Some(ev) = self.events.remove(&seq) {
@@ -512,13 +517,23 @@ impl Sim {
 
     /// Run every event up to and including time `t`, then set the clock to `t`.
     pub fn run_until(&mut self, t: u64) {
+        self.run_until_work(t, u64::MAX);
+    }
+
+    /// Run until time `t`, or stop sooner, at the end of the first instant by which `handled` has
+    /// reached `work` (every event of that instant handled). Returns whether it stopped sooner.
+    pub fn run_until_work(&mut self, t: u64, work: u64) -> bool {
         while let Some(next) = self.next_time() {
             if next > t {
                 break;
             }
+            if self.handled >= work && next > self.now {
+                return true;
+            }
             self.step();
         }
         self.now = self.now.max(t);
+        false
     }
 
     /// Apply an action now (it forks the future from here).

@@ -1,5 +1,7 @@
 //! The timeline: a run you can seek in, backwards too. Snapshots of the whole simulation are taken
-//! at intervals; seeking restores the nearest earlier snapshot and replays. An action taken at an
+//! at intervals of work (events handled, not virtual time: a rollout or a start-up packs many times
+//! the events of a quiet stretch into a second, and a replay's cost follows the events); seeking
+//! restores the nearest earlier snapshot and replays. An action taken at an
 //! earlier time forks the timeline: later snapshots are dropped and the future is recomputed.
 //! The number of snapshots is capped: when full, the one whose removal leaves the smallest gap is
 //! dropped and new ones are taken further apart (the run so far over the cap), so they stay about
@@ -16,7 +18,8 @@ pub struct Timeline {
     /// Actions added by the user (the scenario's own are in `scenario.actions`).
     pub actions: Vec<TimedAction>,
     snapshots: Vec<Sim>,
-    interval_ms: u64,
+    /// Events between sparse snapshots.
+    interval_work: u64,
     max_snapshots: usize,
     /// Dense snapshots of the last seconds before where the timeline last ran to, oldest first.
     recent: Vec<Sim>,
@@ -31,7 +34,7 @@ impl Timeline {
             scenario,
             actions,
             snapshots: vec![current.clone()],
-            interval_ms: 5_000,
+            interval_work: Self::FIRST_INTERVAL_WORK,
             max_snapshots: Self::MAX_SNAPSHOTS,
             recent: Vec::new(),
             current,
@@ -42,12 +45,25 @@ impl Timeline {
     /// At 128, a 1-hour run at 1,000 Pods keeps one about every 28 s (~2.4 MB each of its own).
     pub const MAX_SNAPSHOTS: usize = 128;
 
+    /// Events between the first snapshots (about 5 s of a busy 1,000-Pod cluster); the spacing
+    /// grows as the run outgrows the cap.
+    const FIRST_INTERVAL_WORK: u64 = 500;
+
     pub fn now(&self) -> u64 {
         self.current.now
     }
 
     pub fn snapshot_count(&self) -> usize {
         self.snapshots.len()
+    }
+
+    /// The times of the sparse snapshots, oldest first.
+    pub fn snapshot_times(&self) -> Vec<u64> {
+        self.snapshots.iter().map(|s| s.now).collect()
+    }
+
+    fn last_snapshot_work(&self) -> u64 {
+        self.snapshots.last().map(|s| s.handled).unwrap_or(0)
     }
 
     fn last_snapshot_time(&self) -> u64 {
@@ -75,7 +91,7 @@ impl Timeline {
         while self.snapshots.len() > max {
             // Keep the first and the newest; drop the one between the closest neighbours (the
             // earliest such), which leaves the smallest gap behind.
-            let t: Vec<u64> = self.snapshots.iter().map(|s| s.now).collect();
+            let t: Vec<u64> = self.snapshots.iter().map(|s| s.handled).collect();
             let drop = (1..t.len() - 1).min_by_key(|&i| (t[i + 1] - t[i - 1], i));
             match drop {
                 Some(i) => {
@@ -85,8 +101,8 @@ impl Timeline {
             }
         }
         // New snapshots as far apart as the kept ones are on average, so the spread stays even.
-        let span = self.last_snapshot_time() - self.snapshots.first().map_or(0, |s| s.now);
-        self.interval_ms = self.interval_ms.max(span / (max as u64 - 1).max(1));
+        let span = self.last_snapshot_work() - self.snapshots.first().map_or(0, |s| s.handled);
+        self.interval_work = self.interval_work.max(span / (max as u64 - 1).max(1));
     }
 
     /// How many dense snapshots are kept behind the cursor (up to 1,000 Pods).
@@ -133,10 +149,8 @@ impl Timeline {
                 self.current.run_until(t.min(last));
                 continue;
             }
-            let next_snap = last + self.interval_ms;
-            let stop = next_snap.min(t);
-            self.current.run_until(stop);
-            if self.current.now >= next_snap {
+            let work = self.last_snapshot_work() + self.interval_work;
+            if self.current.run_until_work(t, work) {
                 self.take_snapshot();
             }
         }
@@ -173,7 +187,9 @@ impl Timeline {
     /// One event forward.
     pub fn step_forward(&mut self) {
         if let Some(t) = self.current.next_time() {
-            if t >= self.last_snapshot_time() + self.interval_ms {
+            if self.current.now >= self.last_snapshot_time()
+                && self.current.handled + 1 >= self.last_snapshot_work() + self.interval_work
+            {
                 self.advance_to(t);
             }
             self.current.step();
@@ -230,13 +246,14 @@ mod tests {
         let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
         tl.max_snapshots = 8;
         tl.seek(600_000);
-        let t: Vec<u64> = tl.snapshots.iter().map(|s| s.now).collect();
-        assert_eq!(t.len(), 8, "the cap is used, not halved: {t:?}");
-        assert_eq!(t[0], 0, "the start is kept");
-        let gaps: Vec<u64> = t.windows(2).map(|w| w[1] - w[0]).collect();
-        let even = t[t.len() - 1] / (t.len() as u64 - 1);
+        // Spread by work (events handled), which is what a replay redoes.
+        let w: Vec<u64> = tl.snapshots.iter().map(|s| s.handled).collect();
+        assert_eq!(w.len(), 8, "the cap is used, not halved: {w:?}");
+        assert_eq!(tl.snapshots[0].now, 0, "the start is kept");
+        let gaps: Vec<u64> = w.windows(2).map(|p| p[1] - p[0]).collect();
+        let even = (w[w.len() - 1] - w[0]) / (w.len() as u64 - 1);
         assert!(gaps.iter().all(|&g| g <= 2 * even), "no gap over twice the even spacing: {gaps:?}");
-        assert!(*t.last().expect("some") >= 600_000 - 2 * even, "snapshots reach the end of the run: {t:?}");
+        assert!(tl.current.handled - w[w.len() - 1] <= 2 * even, "snapshots reach the end of the run: {w:?}");
         // Seeking anywhere still lands on the state of a straight run.
         for target in [37_000, 301_000, 555_000] {
             tl.seek(target);
