@@ -230,7 +230,7 @@ mod tests {
                 acts.push(Action::FailNode { node: y.clone() });
             }
             for a in acts {
-                sim.schedule(now, Ev::Action(a));
+                sim.schedule(now, Ev::Action(Box::new(a)));
             }
             for t in (35_000..=150_000).step_by(5_000) {
                 sim.run_until(t);

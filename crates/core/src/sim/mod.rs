@@ -76,7 +76,8 @@ pub enum Watcher {
 /// Something scheduled to happen.
 #[derive(Clone, Debug)]
 pub(crate) enum Ev {
-    Action(Action),
+    /// Boxed, as the large variants are: every pending event is as large as the largest variant.
+    Action(Box<Action>),
     WorkloadSync(String),
     PodScheduled(String),
     PodStarted(String),
@@ -89,12 +90,12 @@ pub(crate) enum Ev {
     NodeEvict(String),
     Deliver(Watcher, WatchEvent),
     ControllerSync(String),
-    ControllerWrites(String, Vec<ApiCall>, usize),
+    ControllerWrites(Box<(String, Vec<ApiCall>, usize)>),
     ProxySync(String),
     TrafficTick,
     /// A write by a controller other than the EndpointSlice one: (verb, object, actor, cause). The
     /// object is boxed: an `Obj` is kilobytes inline, and every pending event would pay for it.
-    Write(&'static str, Box<Obj>, &'static str, String),
+    Write(Box<(&'static str, Obj, &'static str, String)>),
 }
 
 impl Ev {
@@ -443,7 +444,7 @@ impl Sim {
         let mut actions: Vec<&TimedAction> = sc.actions.iter().chain(extra.iter()).collect();
         crate::sort::by_key(&mut actions, |a| a.at.0);
         for a in actions {
-            sim.schedule(a.at.0, Ev::Action(a.action.clone()));
+            sim.schedule(a.at.0, Ev::Action(Box::new(a.action.clone())));
         }
         Ok(sim)
     }
@@ -539,12 +540,12 @@ impl Sim {
     /// Apply an action now (it forks the future from here).
     pub fn act(&mut self, action: Action) {
         let now = self.now;
-        self.schedule(now, Ev::Action(action));
+        self.schedule(now, Ev::Action(Box::new(action)));
     }
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Action(a) => world::apply_action(self, a),
+            Ev::Action(a) => world::apply_action(self, *a),
             Ev::WorkloadSync(w) => world::workload_sync(self, &w),
             Ev::PodScheduled(p) => world::pod_scheduled(self, &p),
             Ev::PodStarted(p) => world::pod_started(self, &p),
@@ -556,11 +557,15 @@ impl Sim {
             Ev::NodeEvict(n) => world::node_evict(self, &n),
             Ev::Deliver(w, e) => self.deliver(w, e),
             Ev::ControllerSync(s) => self.controller_sync(&s),
-            Ev::ControllerWrites(s, calls, max) => self.controller_writes(&s, calls, max),
+            Ev::ControllerWrites(w) => {
+                let (s, calls, max) = *w;
+                self.controller_writes(&s, calls, max)
+            }
             Ev::ProxySync(n) => self.proxy_sync(&n),
             Ev::TrafficTick => traffic::tick(self),
-            Ev::Write(verb, obj, actor, cause) => {
-                self.write(verb, *obj, actor, &cause);
+            Ev::Write(w) => {
+                let (verb, obj, actor, cause) = *w;
+                self.write(verb, obj, actor, &cause);
             }
         }
     }
@@ -867,7 +872,7 @@ impl Sim {
         }
         self.controller.busy.insert(key.to_string());
         let at = self.now + self.config.api_latency_ms;
-        self.schedule(at, Ev::ControllerWrites(key.to_string(), result.calls, max));
+        self.schedule(at, Ev::ControllerWrites(Box::new((key.to_string(), result.calls, max))));
     }
 
     /// The legacy Endpoints controller and the mirroring controller, on the same informer.
@@ -899,7 +904,7 @@ impl Sim {
                 let n = obj.address_count();
                 let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
                 let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
-                self.schedule(at, Ev::Write(verb, Box::new(Obj::Endpoints(obj)), "endpoints-controller", cause));
+                self.schedule(at, Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))));
             }
             None => {
                 let Some(ep) = current else { return };
@@ -922,7 +927,7 @@ impl Sim {
                         crate::controller::reconciler::Verb::Update => "update",
                         crate::controller::reconciler::Verb::Delete => "delete",
                     };
-                    self.schedule(at, Ev::Write(verb, Box::new(Obj::EndpointSlice(c.slice)), "endpointslicemirroring-controller", c.cause.describe()));
+                    self.schedule(at, Ev::Write(Box::new((verb, Obj::EndpointSlice(c.slice), "endpointslicemirroring-controller", c.cause.describe()))));
                 }
             }
         }
@@ -1070,5 +1075,15 @@ pub fn fmt_ms(ms: u64) -> String {
         format!("{}m{:02}.{:03}s", s / 60, s % 60, frac)
     } else {
         format!("{s}.{frac:03}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pending_events_stay_small() {
+        // Tens of thousands are pending in a large cluster, each as large as the largest variant,
+        // and every timeline snapshot copies them: big payloads are boxed.
+        assert!(std::mem::size_of::<super::Ev>() <= 40, "{} bytes", std::mem::size_of::<super::Ev>());
     }
 }

@@ -225,7 +225,7 @@ impl Timeline {
             }
         } else {
             for s in self.snapshots.iter_mut() {
-                s.schedule(at, Ev::Action(action.clone()));
+                s.schedule(at, Ev::Action(Box::new(action.clone())));
             }
         }
         let idx = self.snapshots.len().saturating_sub(1);
