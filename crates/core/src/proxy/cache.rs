@@ -140,11 +140,26 @@ pub struct SharedMerges(Arc<std::sync::Mutex<Shared>>);
 struct Shared {
     merges: FxHashMap<ServiceKey, Vec<(MergeInputs, Arc<ServiceEndpoints>)>>,
     ports: FxHashMap<ServicePortName, Vec<Arc<PortState>>>,
+    /// Synced port states by what categorising read besides the endpoints and the port: the
+    /// zone, the node (only when it matters: `categorize::node_matters`) and the gates.
+    categorized: FxHashMap<ServicePortName, Vec<(CatInputs, Arc<PortState>)>>,
+}
+
+/// What `categorize` reads of a node (see `SharedMerges::categorized`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CatInputs {
+    pub zone: Option<String>,
+    pub node: Option<String>,
+    pub gates: super::Gates,
 }
 
 /// Keep the newest `KEEP` entries of a memo list.
 fn keep_newest<T>(kept: &mut Vec<T>, item: T) {
-    if kept.len() >= SharedMerges::KEEP {
+    keep_newest_of(SharedMerges::KEEP, kept, item);
+}
+
+fn keep_newest_of<T>(keep: usize, kept: &mut Vec<T>, item: T) {
+    if kept.len() >= keep {
         kept.remove(0);
     }
     kept.push(item);
@@ -154,6 +169,25 @@ impl SharedMerges {
     /// How many different versions are kept per Service or port (nodes behind the others hold
     /// older ones).
     const KEEP: usize = 4;
+
+    /// A port state already synced from these very endpoints, for this port, by a node that
+    /// categorising could not tell from this one (`inputs`).
+    fn categorized(&self, endpoints: &EndpointList, info: &super::service::ServicePortInfo, inputs: &CatInputs) -> Option<Arc<PortState>> {
+        let memo = self.0.lock().ok()?;
+        let kept = memo.categorized.get(&info.name)?;
+        kept.iter()
+            .rev()
+            .find(|(i, ps)| Arc::ptr_eq(&ps.endpoints, endpoints) && *ps.info == *info && i == inputs)
+            .map(|(_, ps)| ps.clone())
+    }
+
+    fn remember_categorized(&self, inputs: CatInputs, ps: Arc<PortState>) {
+        if let Ok(mut memo) = self.0.lock() {
+            // A few zones times a few versions in flight (nodes behind the others).
+            let kept = memo.categorized.entry(ps.info.name.clone()).or_default();
+            keep_newest_of(4 * Self::KEEP, kept, (inputs, ps));
+        }
+    }
 
     /// One `PortState` for every node whose sync of the port gave the same state.
     fn intern_port(&self, ps: PortState) -> Arc<PortState> {
@@ -211,6 +245,19 @@ impl SliceCache {
     /// Share merges with the caches of other nodes (see `SharedMerges`).
     pub fn share_merges(&mut self, shared: SharedMerges) {
         self.shared = Some(shared);
+    }
+
+    /// A port state synced by another node from the same endpoints and port, where categorising
+    /// reads the same of both nodes (see `SharedMerges`).
+    pub fn categorized(&self, endpoints: &EndpointList, info: &super::service::ServicePortInfo, inputs: &CatInputs) -> Option<Arc<PortState>> {
+        self.shared.as_ref()?.categorized(endpoints, info, inputs)
+    }
+
+    /// Remember a synced port state for `categorized`.
+    pub fn remember_categorized(&self, inputs: CatInputs, ps: Arc<PortState>) {
+        if let Some(shared) = &self.shared {
+            shared.remember_categorized(inputs, ps);
+        }
     }
 
     /// A synced port state, shared with other nodes that synced the same one (see `SharedMerges`).

@@ -106,6 +106,17 @@ fn allowed(e: &Endpoint, mode: TopologyMode, node_name: &str, node_zone: Option<
     }
 }
 
+/// Whether `categorize` may answer differently on two nodes of the same zone. The node's name is
+/// read only for the local sets (a Service that uses node-local endpoints) and for the
+/// PreferSameNode check, which can pass only with the gate on and node hints on every ready
+/// endpoint. Otherwise the answer is the zone's, and nodes of one zone can share it.
+pub fn node_matters(endpoints: &[Arc<Endpoint>], svc: &ServicePortInfo, gates: &Gates) -> bool {
+    svc.uses_local_endpoints()
+        || (gates.prefer_same_traffic_distribution
+            && gates.legacy.is_none()
+            && endpoints.iter().filter(|e| e.ready).all(|e| !e.node_hints.is_empty()))
+}
+
 /// §4.2: the cluster, local and all-reachable sets of one service port on one node.
 pub fn categorize(
     endpoints: &[Arc<Endpoint>],
@@ -330,5 +341,59 @@ mod tests {
     fn empty_input_gives_nothing() {
         let c = categorize(&[], &svc(), "n", None, &Gates::default());
         assert!(c.cluster.is_none() && c.local.is_none() && c.all_reachable.is_none() && !c.has_any);
+    }
+
+    #[test]
+    fn where_the_node_does_not_matter_nodes_of_a_zone_get_the_same_answer() {
+        // Random endpoint lists, policies and gates. Whenever `node_matters` says no, two different
+        // nodes of a zone categorise alike; and it does say yes for some inputs where they differ.
+        let mut r = crate::rng::Rng::new(11);
+        let nodes = ["n1", "n2", "n3"];
+        let zones = ["z1", "z2"];
+        let (mut shared, mut differ) = (0, 0);
+        for _ in 0..4000 {
+            let n = r.below(6) as usize;
+            let eps: Vec<Arc<Endpoint>> = (0..n)
+                .map(|i| {
+                    let mut e = Endpoint::from_endpoint_string(&format!("10.0.0.{}:80", i + 1)).unwrap();
+                    e.ready = r.below(4) > 0;
+                    e.serving = e.ready || r.below(2) == 0;
+                    e.terminating = !e.ready && r.below(2) == 0;
+                    e.node_name = Some(nodes[r.below(3) as usize].to_string());
+                    e.is_local = false;
+                    if r.below(3) > 0 {
+                        e.zone_hints = vec![zones[r.below(2) as usize].to_string()];
+                    }
+                    if r.below(2) > 0 {
+                        e.node_hints = vec![nodes[r.below(3) as usize].to_string()];
+                    }
+                    Arc::new(e)
+                })
+                .collect();
+            let mut info = svc();
+            info.internal_policy_local = r.below(4) == 0;
+            info.external_policy_local = r.below(4) == 0;
+            if r.below(3) == 0 {
+                info.node_port = 30080;
+            }
+            info.hints_annotation = (r.below(2) == 0).then(|| "auto".to_string());
+            let gates = Gates {
+                prefer_same_traffic_distribution: r.below(4) > 0,
+                legacy: (r.below(5) == 0).then(|| crate::proxy::LegacyGates {
+                    topology_aware_hints: r.below(2) == 0,
+                    proxy_terminating_endpoints: r.below(2) == 0,
+                }),
+            };
+            let zone = (r.below(5) > 0).then(|| zones[r.below(2) as usize]);
+            let a = categorize(&eps, &info, "n1", zone, &gates);
+            let b = categorize(&eps, &info, "n2", zone, &gates);
+            if !node_matters(&eps, &info, &gates) {
+                assert_eq!(a, b, "{eps:?} {info:?} {gates:?} {zone:?}");
+                shared += 1;
+            } else if a != b {
+                differ += 1;
+            }
+        }
+        assert!(shared > 1000 && differ > 100, "both cases seen: {shared} shared, {differ} differ");
     }
 }

@@ -21,7 +21,8 @@ use rustc_hash::FxHashMap;
 
 use super::affinity::AffinityTable;
 use super::cache::{ServiceKey, SliceCache, SliceChange};
-use super::categorize::categorize;
+use super::cache::CatInputs;
+use super::categorize::{categorize, node_matters};
 use super::conntrack::{ConnEntry, ConnTable, FiveTuple};
 use super::iptables::{self, Packet, Ruleset, Trace, View};
 use super::ipvs::{IpvsState, Scheduler};
@@ -348,9 +349,21 @@ impl KubeProxy {
         let mut fresh: VecMap<ServicePortName, Programmed> = VecMap::new();
         for info in infos {
             let list = eps.get(&(info.name.port.clone(), info.protocol)).cloned().unwrap_or_default();
-            let cat = categorize(&list, &info, &self.config.node_name, self.config.node_zone.as_deref(), &self.config.gates);
             let key: Arc<str> = Arc::from(info.name.to_string().as_str());
-            let state = self.cache.intern_port(PortState { info, endpoints: list, cat });
+            let inputs = CatInputs {
+                zone: self.config.node_zone.clone(),
+                node: node_matters(&list, &info, &self.config.gates).then(|| self.config.node_name.clone()),
+                gates: self.config.gates.clone(),
+            };
+            let state = match self.cache.categorized(&list, &info, &inputs) {
+                Some(state) => state,
+                None => {
+                    let cat = categorize(&list, &info, &self.config.node_name, self.config.node_zone.as_deref(), &self.config.gates);
+                    let state = self.cache.intern_port(PortState { info, endpoints: list, cat });
+                    self.cache.remember_categorized(inputs, state.clone());
+                    state
+                }
+            };
             fresh.insert(state.info.name.clone(), Programmed { state, key });
         }
         let mut cleared = 0;
