@@ -70,26 +70,37 @@ fn bench(c: &mut Criterion) {
         steps.iter().sum::<f64>() / steps.len() as f64,
         steps.iter().copied().fold(0.0, f64::max)
     );
+    // Each target is sought three times, from elsewhere in the hour: the first time is the figure,
+    // the best of the three shows it without the noise of a shared machine.
     let mut k = 0u64;
-    let mut ms: Vec<f64> = (0..40)
-        .map(|_| {
+    let (mut ms, mut best): (Vec<f64>, Vec<f64>) = (0..40)
+        .map(|i| {
             let t = next_target(&mut k);
-            let a = Instant::now();
-            tl.seek(t);
-            let ms = a.elapsed().as_secs_f64() * 1e3;
+            let tries: Vec<f64> = (0..3u64)
+                .map(|j| {
+                    if j > 0 {
+                        tl.seek((t + 1_800_000 + 600_000 * (i + j)) % 3_600_000);
+                    }
+                    let a = Instant::now();
+                    tl.seek(t);
+                    a.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
             if std::env::var("SEEKS").is_ok() {
-                eprintln!("seek to {:.1} s: {ms:.0} ms", t as f64 / 1e3);
+                eprintln!("seek to {:.1} s: {:.0} ms (best of 3: {:.0} ms)", t as f64 / 1e3, tries[0], tries.iter().copied().fold(f64::MAX, f64::min));
             }
-            ms
+            (tries[0], tries.iter().copied().fold(f64::MAX, f64::min))
         })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    eprintln!(
-        "seek over 40 targets: mean {:.0} ms, median {:.0} ms, max {:.0} ms",
-        ms.iter().sum::<f64>() / ms.len() as f64,
-        ms[ms.len() / 2],
-        ms[ms.len() - 1]
-    );
+        .unzip();
+    for (what, ms) in [("seek over 40 targets", &mut ms), ("best of 3 each", &mut best)] {
+        ms.sort_by(f64::total_cmp);
+        eprintln!(
+            "{what}: mean {:.0} ms, median {:.0} ms, max {:.0} ms",
+            ms.iter().sum::<f64>() / ms.len() as f64,
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        );
+    }
     g.bench_function("seek-in-1h-run/1000-pods", |b| {
         b.iter(|| {
             tl.seek(next_target(&mut k));

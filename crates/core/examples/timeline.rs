@@ -1,6 +1,8 @@
 //! A timeline of the benchmark cluster at any size, for measuring: `PODS=10000 MINS=20 cargo run
 //! --release -p slicelab-core --example timeline` computes MINS minutes, then prints the heap the
-//! timeline holds, its snapshot count and the time of eight seeks to pseudo-random times.
+//! timeline holds, its snapshot count and the time of SEEKS (default 8) seeks to pseudo-random
+//! times (the bench's targets). On a noisy machine, compare builds by instructions instead: run it
+//! under `perf stat -e instructions:u` with SEEKS=0 and SEEKS=40; the difference is the seeks'.
 #[path = "../benches/common/mod.rs"]
 mod common;
 use common::{live, Counting};
@@ -9,8 +11,8 @@ use std::time::Instant;
 #[global_allocator]
 static A: Counting = Counting;
 fn main() {
-    let pods: u32 = std::env::var("PODS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let mins: u64 = std::env::var("MINS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (pods, mins, seeks) = (env("PODS", 10_000) as u32, env("MINS", 20), env("SEEKS", 8));
     let sc = common::scenario(pods, 0.001);
     let before = live();
     let a = Instant::now();
@@ -18,13 +20,29 @@ fn main() {
     tl.seek(mins * 60_000);
     eprintln!("{pods} pods {mins} min: {:.1} s, {} snapshots, {:.0} MB", a.elapsed().as_secs_f64(), tl.snapshot_count(), (live() - before) as f64 / 1e6);
     let mut ms = Vec::new();
-    let mut k = 1u64;
-    for _ in 0..8 {
+    let mut k = 0u64;
+    let mut replayed = 0;
+    for _ in 0..seeks {
         k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let t = (k >> 11) % (mins * 60_000);
         let a = Instant::now();
-        tl.seek(t);
+        let from = measured_seek(&mut tl, t);
         ms.push(a.elapsed().as_secs_f64() * 1e3);
+        replayed += tl.current.handled - from;
     }
-    eprintln!("seeks ms: {:?}", ms.iter().map(|m| m.round()).collect::<Vec<_>>());
+    eprintln!("events replayed by the seeks: {replayed}");
+    if !ms.is_empty() {
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        let max = ms.iter().copied().fold(0.0, f64::max);
+        eprintln!("{seeks} seeks: mean {mean:.0} ms, max {max:.0} ms");
+    }
+}
+
+/// One measured seek (a function of its own, for profiles): the events handled where it started from.
+#[inline(never)]
+fn measured_seek(tl: &mut Timeline, t: u64) -> u64 {
+    tl.rewind(t);
+    let from = tl.current.handled;
+    tl.seek(t);
+    from
 }

@@ -194,15 +194,25 @@ fn stepping_back_uses_the_dense_snapshots_and_lands_where_a_straight_run_does() 
     let sc = Scenario::by_id("readiness-flap-storm").expect("built in");
     let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
     tl.seek(200_000);
-    assert!(tl.recent_count() >= 4, "dense snapshots behind the cursor: {}", tl.recent_count());
-    for _ in 0..5 {
+    assert_eq!(tl.recent_count(), 0, "a jump takes no dense snapshots");
+    for i in 0..5 {
         tl.step_back();
         let t = tl.now();
         let mut straight = Sim::new(&sc).expect("builds");
         straight.run_until(t);
         assert_eq!(tl.current.trace_hash(), straight.trace_hash(), "at {t}");
         assert_eq!(tl.current.log.len(), straight.log.len(), "at {t}");
+        if i == 0 {
+            assert!(tl.recent_count() > 0, "the first step back takes dense snapshots");
+        }
     }
+    // Playing on takes them too.
+    let held = tl.recent_count();
+    let now = tl.now();
+    for k in 1..=4 {
+        tl.seek(now + k * 500);
+    }
+    assert!(tl.recent_count() >= held.min(4), "dense snapshots kept while playing on: {}", tl.recent_count());
     // Back and forth across them, and far away and back: still the straight run.
     for t in [193_500, 199_900, 60_000, 198_000, 200_000] {
         tl.seek(t);

@@ -6,8 +6,9 @@
 //! The number of snapshots is capped: when full, the one whose removal leaves the smallest gap is
 //! dropped and new ones are taken further apart (the run so far over the cap), so they stay about
 //! evenly spread and memory stays bounded however long the run. A few more, denser snapshots are kept just behind
-//! the place the timeline last ran to, so stepping back and short scrubs back replay a second or so
-//! instead of up to a whole interval.
+//! the place the timeline last played on or stepped back to, so stepping back and short scrubs back
+//! replay a second or so instead of up to a whole interval. A jump does not take them (they would
+//! cost several whole copies of the simulation); the first step back after it does.
 
 use super::scenario::{Scenario, TimedAction};
 use super::{Action, Ev, Sim};
@@ -119,10 +120,20 @@ impl Timeline {
         1_000 * self.scale() as u64
     }
 
-    /// Run forward to time `t`, taking snapshots on the way (dense ones over the last stretch).
-    fn advance_to(&mut self, t: u64) {
+    /// The stretch behind the cursor the dense snapshots cover.
+    fn dense_window_ms(&self) -> u64 {
+        self.recent_every_ms() * self.max_recent() as u64
+    }
+
+    /// Run forward to time `t`, taking sparse snapshots on the way and, when `dense`, dense ones over
+    /// the last stretch.
+    fn advance_to(&mut self, t: u64, dense: bool) {
+        if !dense {
+            self.advance_sparse(t);
+            return;
+        }
         let every = self.recent_every_ms();
-        let dense_from = t.saturating_sub(every * self.max_recent() as u64);
+        let dense_from = t.saturating_sub(self.dense_window_ms());
         if self.current.now < dense_from {
             self.advance_sparse(dense_from);
         }
@@ -157,10 +168,17 @@ impl Timeline {
         }
     }
 
-    /// Seek to any time, forward or back.
+    /// Seek to any time, forward or back. Dense snapshots are taken only when the seek is a short
+    /// step on (as playing is): a jump elsewhere would copy the whole simulation several times
+    /// over for snapshots that only a step back from there uses (`step_back` takes them then).
     pub fn seek(&mut self, t: u64) {
+        let playing_on = t >= self.current.now && t - self.current.now <= self.dense_window_ms();
+        self.seek_with(t, playing_on);
+    }
+
+    fn seek_with(&mut self, t: u64, dense: bool) {
         self.rewind(t);
-        self.advance_to(t);
+        self.advance_to(t, dense);
     }
 
     /// The first half of a seek: restore the nearest snapshot (dense or not) at or before `t` when
@@ -191,17 +209,18 @@ impl Timeline {
             if self.current.now >= self.last_snapshot_time()
                 && self.current.handled + 1 >= self.last_snapshot_work() + self.interval_work
             {
-                self.advance_to(t);
+                self.advance_to(t, true);
             }
             self.current.step();
         }
     }
 
-    /// Back to the time of the previous logged change.
+    /// Back to the time of the previous logged change. The first step back after a jump replays
+    /// from a sparse snapshot and takes dense ones on the way, so the next steps back are short.
     pub fn step_back(&mut self) {
         let now = self.current.now;
         let prev = self.current.log.iter().rev().map(|e| e.t).find(|&t| t < now);
-        self.seek(prev.unwrap_or(0));
+        self.seek_with(prev.unwrap_or(0), true);
     }
 
     /// Take an action at the current time, forking the future.
@@ -233,7 +252,7 @@ impl Timeline {
         if let Some(s) = self.snapshots.get(idx) {
             self.current = s.clone();
         }
-        self.advance_to(back_to.max(at));
+        self.advance_to(back_to.max(at), true);
     }
 }
 
