@@ -29,8 +29,38 @@ fn main() {
         let from = measured_seek(&mut tl, t);
         ms.push(a.elapsed().as_secs_f64() * 1e3);
         replayed += tl.current.handled - from;
+        if std::env::var("EACH").is_ok() {
+            eprintln!("seek to {:>7.1} s: {:>5} events, {:>4.0} ms", t as f64 / 1e3, tl.current.handled - from, ms[ms.len() - 1]);
+        }
     }
     eprintln!("events replayed by the seeks: {replayed}");
+    if std::env::var("REPLAY").is_ok() {
+        // Replays of 10 s from every snapshot, three times over (for profiles of a replay).
+        let times = tl.snapshot_times();
+        let (a, mut events) = (Instant::now(), 0);
+        for _ in 0..3 {
+            for &s in &times {
+                tl.rewind(s);
+                let from = tl.current.handled;
+                tl.seek(s + 10_000);
+                events += tl.current.handled - from;
+            }
+        }
+        let e = a.elapsed().as_secs_f64();
+        eprintln!("replays: {events} events in {e:.2} s = {:.1} us per event", e * 1e6 / events as f64);
+    }
+    if std::env::var("FIXED").is_ok() {
+        // Seeks just past a snapshot: what a seek costs besides replaying.
+        let times = tl.snapshot_times();
+        for &s in times.iter().skip(20).step_by(20) {
+            for off in [1, 1_000, 3_000, 10_000] {
+                tl.seek((s + 1_000_000) % (mins * 60_000));
+                let a = Instant::now();
+                let from = measured_seek(&mut tl, s + off);
+                eprintln!("{off} ms past the snapshot at {:.1} s: {} events, {:.1} ms", s as f64 / 1e3, tl.current.handled - from, a.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
     if !ms.is_empty() {
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
         let max = ms.iter().copied().fold(0.0, f64::max);

@@ -822,38 +822,53 @@ impl Sim {
                 return;
             }
         };
-        self.endpoints_and_mirroring_sync(key, &svc);
+        let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            self.mirroring_sync(key, &svc);
+            return;
+        };
+        // The Endpoints controller and the EndpointSlice controller select the same Pods from the
+        // same informer: selected once, for both.
         let inf = &self.controller.informer;
-        let Some(selector) = crate::controller::sync_selector(&svc).cloned() else { return };
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let pods = crate::controller::selected_pods(
             &svc,
-            &selector,
+            selector,
             inf.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None }),
         );
-        let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
-            inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let slices: Vec<&EndpointSlice> = inf
-            .list(Kind::EndpointSlice)
-            .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
-            .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
-            .filter(|s| {
-                let l = s.metadata.labels.as_ref();
-                l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
-                    && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
-                        == Some(crate::controller::CONTROLLER_NAME)
-            })
-            .collect();
-        let stale = self.controller.tracker.stale(key, &slices);
+        let endpoints_write = Self::endpoints_write(inf, key, &svc, &pods);
+        // `None` when the Service gets no slices (ExternalName); `Some(None)` when the cache is stale.
+        let result = crate::controller::sync_selector(&svc).map(|_| {
+            let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
+                inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
+            let name = svc.metadata.name.clone().unwrap_or_default();
+            let slices: Vec<&EndpointSlice> = inf
+                .list(Kind::EndpointSlice)
+                .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+                .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
+                .filter(|s| {
+                    let l = s.metadata.labels.as_ref();
+                    l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
+                        && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
+                            == Some(crate::controller::CONTROLLER_NAME)
+                })
+                .collect();
+            let stale = self.controller.tracker.stale(key, &slices);
+            let max = self.config.max_endpoints_per_slice;
+            if stale {
+                None
+            } else {
+                let rec = &mut self.controller.reconciler;
+                rec.options.max_endpoints_per_slice = max;
+                Some(rec.reconcile_slices(&svc, &pods, &nodes, slices.iter().copied(), None))
+            }
+        });
+        // The Endpoints write first, then the slices' (the order the two controllers' work is queued in).
+        if let Some(ev) = endpoints_write {
+            let at = self.now + self.config.api_latency_ms;
+            self.schedule(at, ev);
+        }
+        let Some(result) = result else { return };
         let max = self.config.max_endpoints_per_slice;
-        let result = if stale {
-            None
-        } else {
-            let rec = &mut self.controller.reconciler;
-            rec.options.max_endpoints_per_slice = max;
-            Some(rec.reconcile_slices(&svc, &pods, &nodes, slices.iter().copied(), None))
-        };
         self.controller.syncs += 1;
         let Some(result) = result else {
             self.log("endpointslice-controller", format!("sync {key} failed"), "stale informer cache: retry in 1s".into());
@@ -875,9 +890,28 @@ impl Sim {
         self.schedule(at, Ev::ControllerWrites(Box::new((key.to_string(), result.calls, max))));
     }
 
-    /// The legacy Endpoints controller and the mirroring controller, on the same informer.
-    fn endpoints_and_mirroring_sync(&mut self, key: &str, svc: &k8s_openapi::api::core::v1::Service) {
-        use crate::controller::{endpoints, mirroring};
+    /// The legacy Endpoints controller's sync of a Service with a selector, given the Pods it
+    /// selects: the write to make, if any.
+    fn endpoints_write(inf: &Informer, key: &str, svc: &k8s_openapi::api::core::v1::Service, pods: &[&k8s_openapi::api::core::v1::Pod]) -> Option<Ev> {
+        use crate::controller::endpoints;
+        let current = match inf.objects.get(&(Kind::Endpoints, key.to_string())).map(|o| &**o) {
+            Some(Obj::Endpoints(e)) => Some(e),
+            _ => None,
+        };
+        let (verb, obj) = match endpoints::sync_shared(Some(svc), pods, current) {
+            endpoints::EndpointsWrite::Create(e) => ("create", e),
+            endpoints::EndpointsWrite::Update(e) => ("update", e),
+            _ => return None,
+        };
+        let n = obj.address_count();
+        let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
+        let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
+        Some(Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))))
+    }
+
+    /// The mirroring controller, for a Service without a selector (its Endpoints are the user's).
+    fn mirroring_sync(&mut self, key: &str, svc: &k8s_openapi::api::core::v1::Service) {
+        use crate::controller::mirroring;
         let inf = &self.controller.informer;
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let name = svc.metadata.name.clone().unwrap_or_default();
@@ -887,49 +921,27 @@ impl Sim {
             _ => None,
         };
         let at = self.now + self.config.api_latency_ms;
-        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone());
-        match &selector {
-            Some(sel) => {
-                let pods: Vec<&k8s_openapi::api::core::v1::Pod> = inf
-                    .list(Kind::Pod)
-                    .filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None })
-                    .filter(|p| p.metadata.namespace.as_deref().unwrap_or("") == ns)
-                    .filter(|p| !sel.is_empty() && crate::controller::pods::selector_matches(sel, p.metadata.labels.as_ref()))
-                    .collect();
-                let (verb, obj) = match endpoints::sync_shared(Some(svc), &pods, current) {
-                    endpoints::EndpointsWrite::Create(e) => ("create", e),
-                    endpoints::EndpointsWrite::Update(e) => ("update", e),
-                    _ => return,
-                };
-                let n = obj.address_count();
-                let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
-                let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
-                self.schedule(at, Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))));
-            }
-            None => {
-                let Some(ep) = current else { return };
-                let existing: Vec<EndpointSlice> = inf
-                    .list(Kind::EndpointSlice)
-                    .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
-                    .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns)
-                    .filter(|s| {
-                        let l = s.metadata.labels.as_ref();
-                        l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
-                            && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
-                                == Some(crate::controller::MIRRORING_CONTROLLER_NAME)
-                    })
-                    .cloned()
-                    .collect();
-                let r = mirroring::sync(Some(svc), Some(&ep.to_endpoints()), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
-                for c in r.calls {
-                    let verb = match c.verb {
-                        crate::controller::reconciler::Verb::Create => "create",
-                        crate::controller::reconciler::Verb::Update => "update",
-                        crate::controller::reconciler::Verb::Delete => "delete",
-                    };
-                    self.schedule(at, Ev::Write(Box::new((verb, Obj::EndpointSlice(c.slice), "endpointslicemirroring-controller", c.cause.describe()))));
-                }
-            }
+        let Some(ep) = current else { return };
+        let existing: Vec<EndpointSlice> = inf
+            .list(Kind::EndpointSlice)
+            .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+            .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns)
+            .filter(|s| {
+                let l = s.metadata.labels.as_ref();
+                l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
+                    && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
+                        == Some(crate::controller::MIRRORING_CONTROLLER_NAME)
+            })
+            .cloned()
+            .collect();
+        let r = mirroring::sync(Some(svc), Some(&ep.to_endpoints()), &existing, mirroring::DEFAULT_MAX_PER_SUBSET);
+        for c in r.calls {
+            let verb = match c.verb {
+                crate::controller::reconciler::Verb::Create => "create",
+                crate::controller::reconciler::Verb::Update => "update",
+                crate::controller::reconciler::Verb::Delete => "delete",
+            };
+            self.schedule(at, Ev::Write(Box::new((verb, Obj::EndpointSlice(c.slice), "endpointslicemirroring-controller", c.cause.describe()))));
         }
     }
 
