@@ -307,3 +307,20 @@ fn a_label_change_alone_syncs_only_the_services_it_moves_the_pod_between() {
     }
     assert!(syncs(Some(relabel(fewer))) >= 1);
 }
+
+#[test]
+fn watch_bytes_are_the_same_whether_address_lengths_were_remembered_or_counted_again() {
+    // A copy starts with no remembered lengths; the original goes on with them. Both must charge
+    // watchers the same bytes for every Endpoints write from there on.
+    let sc = Scenario::by_id("readiness-flap-storm").expect("built in");
+    let mut sim = Sim::new(&sc).expect("builds");
+    sim.run_until(60_000);
+    let mut copy = sim.clone();
+    let before = sim.api.watch_bytes.get("Endpoints").copied().unwrap_or(0);
+    sim.run_until(180_000);
+    copy.run_until(180_000);
+    let after = sim.api.watch_bytes.get("Endpoints").copied().unwrap_or(0);
+    assert!(after > before, "Endpoints were written in between");
+    assert_eq!(sim.api.watch_bytes.get("Endpoints"), copy.api.watch_bytes.get("Endpoints"));
+    assert_eq!(sim.trace_hash(), copy.trace_hash());
+}

@@ -165,6 +165,25 @@ pub struct ApiServer {
     pub watch_bytes: VecMap<String, u64>,
     /// The simulation's clock, for creation timestamps.
     pub now_ms: u64,
+    /// Address lengths of the Endpoints objects counted last (a pure cache, not copied).
+    endpoints_lens: EndpointsLens,
+}
+
+/// Per Endpoints object, the address lengths its last write was counted with. A copy (a timeline
+/// snapshot) starts empty: only the first write after it counts every address again.
+#[derive(Default)]
+struct EndpointsLens(VecMap<String, super::jsonlen::AddressLens>);
+
+impl Clone for EndpointsLens {
+    fn clone(&self) -> Self {
+        EndpointsLens::default()
+    }
+}
+
+impl std::fmt::Debug for EndpointsLens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EndpointsLens({} objects)", self.0.len())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,6 +213,7 @@ impl ApiServer {
             writes: VecMap::new(),
             watch_bytes: VecMap::new(),
             now_ms: 0,
+            endpoints_lens: EndpointsLens::default(),
         }
     }
 
@@ -351,7 +371,17 @@ impl ApiServer {
         if !matches!(ev.obj.kind(), Kind::EndpointSlice | Kind::Endpoints) {
             return;
         }
-        let bytes = ev.obj.json_len() as u64;
+        let bytes = match &*ev.obj {
+            Obj::Endpoints(e) => {
+                let key = key_of(&e.metadata);
+                let n = super::jsonlen::endpoints_len_memo(e, self.endpoints_lens.0.entry(key.clone()).or_default()).unwrap_or(0);
+                if ev.type_ == WatchType::Deleted {
+                    self.endpoints_lens.0.remove(&key);
+                }
+                n as u64
+            }
+            o => o.json_len() as u64,
+        };
         *self.watch_bytes.entry(format!("{:?}", ev.obj.kind())).or_insert(0) += bytes * watchers;
     }
 }

@@ -4,9 +4,14 @@
 //! (it is small and has many fields); the subsets are counted here, field by field in the order and
 //! with the omissions of k8s-openapi's serializers, strings escaped as serde_json escapes them. A
 //! test checks the count against serde_json on random objects.
+//!
+//! A new version of an Endpoints object shares every unchanged address with the one before
+//! (`endpoints::sync_shared`), so `AddressLens` remembers each shared address's length: a write that
+//! moves one of 1,000 addresses counts one address instead of a thousand.
 
 use crate::controller::endpoints::{SharedEndpoints, SharedSubset};
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, ObjectReference};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// A JSON string's length: quotes, and the escapes serde_json writes (`\"`, `\\`, the short forms of
@@ -51,7 +56,7 @@ fn object<const N: usize>(fields: [(&str, Option<usize>); N]) -> usize {
     2 + sum + n.saturating_sub(1)
 }
 
-fn array<T>(items: &[T], len: impl Fn(&T) -> usize) -> usize {
+fn array<T>(items: &[T], len: impl FnMut(&T) -> usize) -> usize {
     2 + items.iter().map(len).sum::<usize>() + items.len().saturating_sub(1)
 }
 
@@ -89,35 +94,55 @@ fn port_len(p: &EndpointPort) -> usize {
     ])
 }
 
-fn subset_len(s: &SharedSubset) -> usize {
+/// How an address's length is found: counted, or looked up.
+type AddrLen<'a> = &'a mut dyn FnMut(&Arc<EndpointAddress>) -> usize;
+
+fn subset_len(s: &SharedSubset, addr: AddrLen) -> usize {
+    let ready = s.addresses.as_deref().map(|a| array(a, &mut *addr));
+    let not_ready = s.not_ready_addresses.as_deref().map(|a| array(a, &mut *addr));
     object([
-        (
-            "addresses",
-            s.addresses.as_deref().map(|a| array(a, address_len)),
-        ),
-        (
-            "notReadyAddresses",
-            s.not_ready_addresses
-                .as_deref()
-                .map(|a| array(a, address_len)),
-        ),
+        ("addresses", ready),
+        ("notReadyAddresses", not_ready),
         ("ports", s.ports.as_deref().map(|p| array(p, port_len))),
     ])
 }
 
-/// The length of `serde_json::to_string(e)`; `None` if the metadata does not serialize.
-pub fn endpoints_len(e: &SharedEndpoints) -> Option<usize> {
+fn endpoints_len_by(e: &SharedEndpoints, addr: AddrLen) -> Option<usize> {
     // Through a JSON value: the serializers for values are in the wasm anyway.
     let meta = serde_json::to_value(&e.metadata).ok()?.to_string().len();
+    let subsets = e.subsets.as_deref().map(|s| array(s, |s| subset_len(s, &mut *addr)));
     Some(object([
         ("apiVersion", Some(str_len("v1"))),
         ("kind", Some(str_len("Endpoints"))),
         ("metadata", Some(meta)),
-        (
-            "subsets",
-            e.subsets.as_deref().map(|s| array(s, subset_len)),
-        ),
+        ("subsets", subsets),
     ]))
+}
+
+/// The length of `serde_json::to_string(e)`; `None` if the metadata does not serialize.
+pub fn endpoints_len(e: &SharedEndpoints) -> Option<usize> {
+    endpoints_len_by(e, &mut address_len)
+}
+
+/// The lengths of the addresses of the version of one Endpoints object counted last, by the
+/// address's allocation. It holds the addresses themselves, so none of them can be freed and
+/// another address made in its place while it is remembered.
+#[derive(Default)]
+pub struct AddressLens(FxHashMap<usize, (Arc<EndpointAddress>, usize)>);
+
+/// `endpoints_len`, counting only the addresses `lens` does not hold (those of the version counted
+/// before that this one does not share); `lens` then holds this version's.
+pub fn endpoints_len_memo(e: &SharedEndpoints, lens: &mut AddressLens) -> Option<usize> {
+    let before = std::mem::take(&mut lens.0);
+    let mut now = FxHashMap::with_capacity_and_hasher(before.len(), Default::default());
+    let len = endpoints_len_by(e, &mut |a: &Arc<EndpointAddress>| {
+        let key = Arc::as_ptr(a) as usize;
+        let n = before.get(&key).map_or_else(|| address_len(a), |(_, n)| *n);
+        now.insert(key, (a.clone(), n));
+        n
+    });
+    lens.0 = now;
+    len
 }
 
 #[cfg(test)]
@@ -198,6 +223,32 @@ mod tests {
                 "object {i}: {}",
                 serde_json::to_string(&e).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn the_memo_counts_what_serde_json_writes_across_versions() {
+        let mut r = Rng::new(11);
+        let mut lens = AddressLens::default();
+        let mut e = SharedEndpoints::from(&random(&mut r));
+        for i in 0..2000 {
+            // The next version: most addresses shared with this one, some changed in place (a new
+            // allocation), sometimes a whole new object.
+            if r.below(10) == 0 {
+                e = SharedEndpoints::from(&random(&mut r));
+            } else {
+                for s in e.subsets.iter_mut().flatten() {
+                    for a in s.addresses.iter_mut().chain(s.not_ready_addresses.iter_mut()).flatten() {
+                        if r.below(4) == 0 {
+                            Arc::make_mut(a).ip = text(&mut r);
+                        }
+                    }
+                }
+            }
+            let want = serde_json::to_string(&e.to_endpoints()).unwrap().len();
+            assert_eq!(endpoints_len_memo(&e, &mut lens), Some(want), "version {i}");
+            let held: usize = e.subsets.iter().flatten().map(|s| s.addresses.iter().chain(s.not_ready_addresses.iter()).flatten().count()).sum();
+            assert!(lens.0.len() <= held, "the memo holds only this version's addresses");
         }
     }
 
