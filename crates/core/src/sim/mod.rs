@@ -332,9 +332,14 @@ pub struct Sim {
     /// Pods deleted within the last `view::FLASH_MS`, with their last state: (time, object). The
     /// cluster view shows them fading out. Not part of the trace.
     pub(crate) gone: std::collections::VecDeque<(u64, Arc<Obj>)>,
-    /// Events handled so far: the work a replay from the start would redo (the timeline spaces its
-    /// snapshots by it). Not part of the trace.
+    /// Events handled so far. Not part of the trace.
     pub handled: u64,
+    /// The work a replay from the start would redo, in units of about one ordinary event: each
+    /// event is one, and a controller or workload sync, which walks every Pod, counts more as the
+    /// cluster grows (at 1,000 Pods a controller sync costs about what 25 other events do). The
+    /// timeline spaces its snapshots by it, so every stretch between two costs about the same to
+    /// replay. Not part of the trace.
+    pub work: u64,
 }
 
 impl Sim {
@@ -437,6 +442,7 @@ impl Sim {
             merges: Default::default(),
             gone: Default::default(),
             handled: 0,
+            work: 0,
             config,
         };
         world::build(&mut sim, sc)?;
@@ -484,10 +490,15 @@ impl Sim {
         self.queue.peek().map(|Reverse((t, _, _))| *t)
     }
 
+    /// Pods a controller sync walks for one unit of `work` (measured: at 1,000 Pods, a sync of both
+    /// controllers costs about 25 ordinary events).
+    pub(crate) const PODS_PER_WORK: u64 = 40;
+
     /// Process one event. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
         let Some(Reverse((t, _, seq))) = self.queue.pop() else { return false };
         self.handled += 1;
+        self.work += 1;
         self.now = self.now.max(t);
         self.api.now_ms = self.now;
         if let Some(ev) = self.events.remove(&seq) {
@@ -521,14 +532,14 @@ impl Sim {
         self.run_until_work(t, u64::MAX);
     }
 
-    /// Run until time `t`, or stop sooner, at the end of the first instant by which `handled` has
+    /// Run until time `t`, or stop sooner, at the end of the first instant by which `work` has
     /// reached `work` (every event of that instant handled). Returns whether it stopped sooner.
     pub fn run_until_work(&mut self, t: u64, work: u64) -> bool {
         while let Some(next) = self.next_time() {
             if next > t {
                 break;
             }
-            if self.handled >= work && next > self.now {
+            if self.work >= work && next > self.now {
                 return true;
             }
             self.step();
@@ -836,6 +847,7 @@ impl Sim {
             inf.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None }),
         );
         let endpoints_write = Self::endpoints_write(inf, key, &svc, &pods);
+        let walked = pods.len() as u64;
         // `None` when the Service gets no slices (ExternalName); `Some(None)` when the cache is stale.
         let result = crate::controller::sync_selector(&svc).map(|_| {
             let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
@@ -862,6 +874,7 @@ impl Sim {
                 Some(rec.reconcile_slices(&svc, &pods, &nodes, slices.iter().copied(), None))
             }
         });
+        self.work += walked / Self::PODS_PER_WORK;
         // The Endpoints write first, then the slices' (the order the two controllers' work is queued in).
         if let Some(ev) = endpoints_write {
             let at = self.now + self.config.api_latency_ms;

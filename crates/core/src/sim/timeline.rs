@@ -1,6 +1,7 @@
 //! The timeline: a run you can seek in, backwards too. Snapshots of the whole simulation are taken
-//! at intervals of work (events handled, not virtual time: a rollout or a start-up packs many times
-//! the events of a quiet stretch into a second, and a replay's cost follows the events); seeking
+//! at intervals of work (`Sim::work`: events, a sync that walks every Pod counting for more; not
+//! virtual time: a rollout or a start-up packs many times the work of a quiet stretch into a
+//! second, and a replay's cost follows the work); seeking
 //! restores the nearest earlier snapshot and replays. An action taken at an
 //! earlier time forks the timeline: later snapshots are dropped and the future is recomputed.
 //! The number of snapshots is capped: when full, the one whose removal leaves the smallest gap is
@@ -19,7 +20,7 @@ pub struct Timeline {
     /// Actions added by the user (the scenario's own are in `scenario.actions`).
     pub actions: Vec<TimedAction>,
     snapshots: Vec<Sim>,
-    /// Events between sparse snapshots.
+    /// Work (`Sim::work`) between sparse snapshots.
     interval_work: u64,
     max_snapshots: usize,
     /// Dense snapshots of the last seconds before where the timeline last ran to, oldest first.
@@ -47,9 +48,9 @@ impl Timeline {
     /// its rollout, which pack more events into a second), ~2.5 MB each of its own.
     pub const MAX_SNAPSHOTS: usize = 128;
 
-    /// Events between the first snapshots (about 5 s of a busy 1,000-Pod cluster); the spacing
-    /// grows as the run outgrows the cap.
-    const FIRST_INTERVAL_WORK: u64 = 500;
+    /// Work between the first snapshots (about 5 s of a busy 1,000-Pod cluster: ~500 events and
+    /// ~10 controller syncs); the spacing grows as the run outgrows the cap.
+    const FIRST_INTERVAL_WORK: u64 = 750;
 
     pub fn now(&self) -> u64 {
         self.current.now
@@ -65,7 +66,7 @@ impl Timeline {
     }
 
     fn last_snapshot_work(&self) -> u64 {
-        self.snapshots.last().map(|s| s.handled).unwrap_or(0)
+        self.snapshots.last().map(|s| s.work).unwrap_or(0)
     }
 
     fn last_snapshot_time(&self) -> u64 {
@@ -93,7 +94,7 @@ impl Timeline {
         while self.snapshots.len() > max {
             // Keep the first and the newest; drop the one between the closest neighbours (the
             // earliest such), which leaves the smallest gap behind.
-            let t: Vec<u64> = self.snapshots.iter().map(|s| s.handled).collect();
+            let t: Vec<u64> = self.snapshots.iter().map(|s| s.work).collect();
             let drop = (1..t.len() - 1).min_by_key(|&i| (t[i + 1] - t[i - 1], i));
             match drop {
                 Some(i) => {
@@ -103,7 +104,7 @@ impl Timeline {
             }
         }
         // New snapshots as far apart as the kept ones are on average, so the spread stays even.
-        let span = self.last_snapshot_work() - self.snapshots.first().map_or(0, |s| s.handled);
+        let span = self.last_snapshot_work() - self.snapshots.first().map_or(0, |s| s.work);
         self.interval_work = self.interval_work.max(span / (max as u64 - 1).max(1));
     }
 
@@ -207,7 +208,7 @@ impl Timeline {
     pub fn step_forward(&mut self) {
         if let Some(t) = self.current.next_time() {
             if self.current.now >= self.last_snapshot_time()
-                && self.current.handled + 1 >= self.last_snapshot_work() + self.interval_work
+                && self.current.work + 1 >= self.last_snapshot_work() + self.interval_work
             {
                 self.advance_to(t, true);
             }
@@ -266,14 +267,14 @@ mod tests {
         let mut tl = Timeline::new(sc.clone(), Vec::new()).expect("builds");
         tl.max_snapshots = 8;
         tl.seek(600_000);
-        // Spread by work (events handled), which is what a replay redoes.
-        let w: Vec<u64> = tl.snapshots.iter().map(|s| s.handled).collect();
+        // Spread by work (`Sim::work`), which is what a replay redoes.
+        let w: Vec<u64> = tl.snapshots.iter().map(|s| s.work).collect();
         assert_eq!(w.len(), 8, "the cap is used, not halved: {w:?}");
         assert_eq!(tl.snapshots[0].now, 0, "the start is kept");
         let gaps: Vec<u64> = w.windows(2).map(|p| p[1] - p[0]).collect();
         let even = (w[w.len() - 1] - w[0]) / (w.len() as u64 - 1);
         assert!(gaps.iter().all(|&g| g <= 2 * even), "no gap over twice the even spacing: {gaps:?}");
-        assert!(tl.current.handled - w[w.len() - 1] <= 2 * even, "snapshots reach the end of the run: {w:?}");
+        assert!(tl.current.work - w[w.len() - 1] <= 2 * even, "snapshots reach the end of the run: {w:?}");
         // Seeking anywhere still lands on the state of a straight run.
         for target in [37_000, 301_000, 555_000] {
             tl.seek(target);
