@@ -203,6 +203,14 @@ fn repack_groups_ports_with_the_same_addresses_and_ready_wins() {
     assert_eq!(ips, vec!["10.0.0.1", "10.0.0.2"], "sorted by IP");
     assert!(out[0].not_ready_addresses.is_none(), "ready wins over not ready");
     assert_eq!(out[0].ports.as_ref().map_or(0, Vec::len), 2);
+    // Ready wins whichever comes first.
+    let not_ready_first = repack_subsets(&[
+        EndpointSubset { not_ready_addresses: Some(vec![b.clone()]), ports: Some(vec![dns.clone()]), ..Default::default() },
+        EndpointSubset { addresses: Some(vec![a.clone()]), ports: Some(vec![http.clone()]), ..Default::default() },
+        EndpointSubset { addresses: Some(vec![b.clone()]), ports: Some(vec![http.clone()]), ..Default::default() },
+        EndpointSubset { addresses: Some(vec![a.clone(), b.clone()]), ports: Some(vec![dns.clone()]), ..Default::default() },
+    ]);
+    assert_eq!(not_ready_first, out);
 }
 
 #[test]

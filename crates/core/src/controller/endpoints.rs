@@ -267,21 +267,29 @@ fn repack<'a, A: AddressLike + 'a>(
     entries: impl Iterator<Item = (Option<&'a EndpointPort>, &'a A, bool)>,
     reuse: &Reuse,
 ) -> Vec<SharedSubset> {
-    type Addrs<'a, A> = BTreeMap<(&'a str, &'a str), (&'a A, bool)>;
-    // port (None = the port-less sentinel) → address key → (address, ready)
+    // port (None = the port-less sentinel) → (address key, address, ready), in input order
+    type Addrs<'a, A> = Vec<((&'a str, &'a str), &'a A, bool)>;
     let mut by_port: VecMap<Option<PortKey<'a>>, (Option<&'a EndpointPort>, Addrs<'a, A>)> = VecMap::new();
     for (port, a, r) in entries {
-        let entry = by_port.entry(port.map(port_key)).or_insert_with(|| (port, BTreeMap::new()));
-        entry.1.entry(a.key()).and_modify(|slot| slot.1 |= r).or_insert((a, r));
+        by_port.entry(port.map(port_key)).or_insert_with(|| (port, Vec::new())).1.push((a.key(), a, r));
     }
     // Group ports by their exact (address, ready) set.
     type Group<'a, A> = (Vec<&'a EndpointPort>, Vec<&'a A>, Vec<&'a A>);
     let mut groups: VecMap<Vec<((&'a str, &'a str), bool)>, Group<'a, A>> = VecMap::new();
-    for (_, (port, addrs)) in by_port {
-        let sig: Vec<((&str, &str), bool)> = addrs.iter().map(|(k, (_, r))| (*k, *r)).collect();
+    for (_, (port, mut addrs)) in by_port {
+        // By key, one entry per key: the first address given with it, ready if any was.
+        crate::sort::by(&mut addrs, |x, y| x.0.cmp(&y.0));
+        addrs.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.2 |= later.2;
+            }
+            same
+        });
+        let sig: Vec<((&str, &str), bool)> = addrs.iter().map(|(k, _, r)| (*k, *r)).collect();
         let g = groups.entry(sig).or_insert_with(|| {
-            let ready = addrs.values().filter(|(_, r)| *r).map(|(a, _)| *a).collect();
-            let not_ready = addrs.values().filter(|(_, r)| !*r).map(|(a, _)| *a).collect();
+            let ready = addrs.iter().filter(|(_, _, r)| *r).map(|(_, a, _)| *a).collect();
+            let not_ready = addrs.iter().filter(|(_, _, r)| !*r).map(|(_, a, _)| *a).collect();
             (Vec::new(), ready, not_ready)
         });
         if let Some(p) = port {
