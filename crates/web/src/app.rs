@@ -335,8 +335,8 @@ impl App {
         let pods = (self.tl.current.api.pods().count() as u64)
             .max(asked)
             .max(1000);
-        self.tl.rewind(t);
-        if spread && t.saturating_sub(self.now()) * (pods / 1000) > LONG_SEEK_MS {
+        if spread && t.saturating_sub(self.tl.replay_from(t)) * (pods / 1000) > LONG_SEEK_MS {
+            self.tl.rewind(t);
             self.seeking = Some(t);
             self.start_frames(ctx);
         } else {

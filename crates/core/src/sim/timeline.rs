@@ -186,17 +186,25 @@ impl Timeline {
     /// that is closer than where the run is. `step_forward` then runs on toward `t` (a caller can
     /// spread that over several frames) and `seek(t)` lands on it.
     pub fn rewind(&mut self, t: u64) {
+        if let Some(best) = self.restore_point(t) {
+            self.current = best.clone();
+        }
+    }
+
+    /// The snapshot a seek to `t` restores, if it restores one (else it runs on from `current`).
+    fn restore_point(&self, t: u64) -> Option<&Sim> {
         let sparse = self.snapshots.iter().rev().find(|s| s.now <= t);
         let dense = self.recent.iter().rev().find(|s| s.now <= t);
         let best = match (sparse, dense) {
             (Some(a), Some(b)) => Some(if b.now >= a.now { b } else { a }),
             (a, b) => a.or(b),
         };
-        if let Some(best) = best {
-            if t < self.current.now || best.now > self.current.now {
-                self.current = best.clone();
-            }
-        }
+        best.filter(|b| t < self.current.now || b.now > self.current.now)
+    }
+
+    /// The time a seek to `t` replays from (the run is not changed).
+    pub fn replay_from(&self, t: u64) -> u64 {
+        self.restore_point(t).map_or(self.current.now, |s| s.now)
     }
 
     /// How many dense snapshots are held now (behind the cursor).
@@ -277,6 +285,12 @@ mod tests {
         assert!(tl.current.work - w[w.len() - 1] <= 2 * even, "snapshots reach the end of the run: {w:?}");
         // Seeking anywhere still lands on the state of a straight run.
         for target in [37_000, 301_000, 555_000] {
+            // `replay_from` says where the seek will start, without changing the run.
+            let (from, at) = (tl.replay_from(target), tl.now());
+            assert_eq!(tl.now(), at);
+            tl.rewind(target);
+            assert_eq!(tl.now(), from, "rewind restores what replay_from said");
+            assert!(from <= target);
             tl.seek(target);
             let mut straight = Sim::new(&sc).expect("builds");
             straight.run_until(target);
