@@ -300,6 +300,34 @@ impl NodeProxy {
     }
 }
 
+/// A pending event, ordered by its key alone: (time, 0 for an action and 1 for anything else,
+/// sequence), the smallest first. Sequences are unique, so no two keys are equal.
+#[derive(Clone, Debug)]
+struct Pending {
+    key: Reverse<(u64, u8, u64)>,
+    ev: Ev,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
 /// The whole simulated cluster.
 #[derive(Clone, Debug)]
 pub struct Sim {
@@ -316,8 +344,8 @@ pub struct Sim {
     /// (time, 0 for an action and 1 for anything else, sequence): at one instant actions go first, so
     /// an action added while the timeline runs (a fork) lands in the same place as the same action
     /// known from the start (a link opened later), and the two runs are the same run.
-    queue: BinaryHeap<Reverse<(u64, u8, u64)>>,
-    events: BTreeMap<u64, Ev>,
+    /// Each pending event with its key, in one heap (one entry per event, copied whole by a snapshot).
+    queue: BinaryHeap<Pending>,
     seq: u64,
     /// Violations found by the write-time checks (they never panic; tests assert this is empty).
     pub violations: Vec<String>,
@@ -347,7 +375,6 @@ impl Sim {
     /// the part's name, so the caller can count what each part kept alive.
     #[doc(hidden)]
     pub fn drop_parts(mut self, mark: &mut dyn FnMut(&'static str)) {
-        self.events = Default::default();
         self.queue = Default::default();
         mark("events");
         self.world.pods = Default::default();
@@ -431,7 +458,6 @@ impl Sim {
             samples: Chunked::default(),
             rng: Rng::new(sc.seed),
             queue: BinaryHeap::new(),
-            events: BTreeMap::new(),
             seq: 0,
             violations: Vec::new(),
             hash: 0xcbf2_9ce4_8422_2325,
@@ -458,8 +484,7 @@ impl Sim {
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         let class = u8::from(!matches!(ev, Ev::Action(_)));
-        self.queue.push(Reverse((at, class, self.seq)));
-        self.events.insert(self.seq, ev);
+        self.queue.push(Pending { key: Reverse((at, class, self.seq)), ev });
     }
 
     pub(crate) fn log(&mut self, actor: &str, what: String, cause: String) {
@@ -487,7 +512,7 @@ impl Sim {
 
     /// The time of the next scheduled event.
     pub fn next_time(&self) -> Option<u64> {
-        self.queue.peek().map(|Reverse((t, _, _))| *t)
+        self.queue.peek().map(|p| p.key.0 .0)
     }
 
     /// Pods a controller sync walks for one unit of `work` (measured: at 1,000 Pods, a sync of both
@@ -496,14 +521,12 @@ impl Sim {
 
     /// Process one event. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((t, _, seq))) = self.queue.pop() else { return false };
+        let Some(Pending { key: Reverse((t, _, _)), ev }) = self.queue.pop() else { return false };
         self.handled += 1;
         self.work += 1;
         self.now = self.now.max(t);
         self.api.now_ms = self.now;
-        if let Some(ev) = self.events.remove(&seq) {
-            self.handle(ev);
-        }
+        self.handle(ev);
         if self.samples.last().is_none_or(|s| s.t / 1000 < self.now / 1000) {
             self.take_sample();
         }
@@ -1041,12 +1064,12 @@ impl Sim {
     pub fn controller_settled(&self) -> bool {
         self.controller.queue.is_empty()
             && self.controller.busy.is_empty()
-            && !self.events.values().any(|e| matches!(e, Ev::Deliver(Watcher::Controller, _) | Ev::ControllerWrites(..)))
+            && !self.queue.iter().any(|p| matches!(p.ev, Ev::Deliver(Watcher::Controller, _) | Ev::ControllerWrites(..)))
     }
 
     /// No propagation is pending anywhere.
     pub fn quiescent(&self) -> bool {
-        !self.events.values().any(Ev::is_propagation)
+        !self.queue.iter().any(|p| p.ev.is_propagation())
     }
 
     /// A one-screen summary: slices, API writes by kind, pods.
@@ -1110,5 +1133,7 @@ mod tests {
         // Tens of thousands are pending in a large cluster, each as large as the largest variant,
         // and every timeline snapshot copies them: big payloads are boxed.
         assert!(std::mem::size_of::<super::Ev>() <= 40, "{} bytes", std::mem::size_of::<super::Ev>());
+        // The heap entry is the event and its key, nothing more.
+        assert!(std::mem::size_of::<super::Pending>() <= 64, "{} bytes", std::mem::size_of::<super::Pending>());
     }
 }
