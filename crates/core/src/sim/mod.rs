@@ -194,25 +194,49 @@ pub struct Sample {
 /// An informer's local cache.
 #[derive(Clone, Debug, Default)]
 pub struct Informer {
-    pub objects: BTreeMap<(Kind, String), Arc<Obj>>,
+    /// By kind, then by key (`namespace/name`). Keys are shared strings: a snapshot's copy of the
+    /// cache copies pointers, not names.
+    objects: VecMap<Kind, BTreeMap<Arc<str>, Arc<Obj>>>,
     pub connected: bool,
 }
 
 impl Informer {
     fn apply(&mut self, ev: &WatchEvent) {
-        let key = (ev.obj.kind(), ev.obj.key());
+        let key = ev.obj.key();
+        let objects = self.objects.entry(ev.obj.kind()).or_default();
         match ev.type_ {
             api::WatchType::Deleted => {
-                self.objects.remove(&key);
+                objects.remove(key.as_str());
             }
-            _ => {
-                self.objects.insert(key, ev.obj.clone());
-            }
+            _ => match objects.get_mut(key.as_str()) {
+                Some(o) => *o = ev.obj.clone(),
+                None => {
+                    objects.insert(key.into(), ev.obj.clone());
+                }
+            },
         }
     }
 
+    /// The cached object of a kind by key.
+    pub fn get(&self, kind: Kind, key: &str) -> Option<&Arc<Obj>> {
+        self.objects.get(&kind).and_then(|m| m.get(key))
+    }
+
+    /// The cached objects of a kind, in key order.
     pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Obj> {
-        self.objects.range((kind, String::new())..).take_while(move |((k, _), _)| *k == kind).map(|(_, o)| &**o)
+        self.list_shared(kind).map(|o| &**o)
+    }
+
+    pub fn list_shared(&self, kind: Kind) -> impl Iterator<Item = &Arc<Obj>> {
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    /// The cache holding exactly `objects`.
+    fn replace(&mut self, objects: Vec<Arc<Obj>>) {
+        self.objects = VecMap::new();
+        for o in objects {
+            self.objects.entry(o.kind()).or_default().insert(o.key().into(), o);
+        }
     }
 }
 
@@ -662,7 +686,7 @@ impl Sim {
                 if !self.controller.informer.connected {
                     return;
                 }
-                let old = self.controller.informer.objects.get(&(ev.obj.kind(), ev.obj.key())).cloned();
+                let old = self.controller.informer.get(ev.obj.kind(), &ev.obj.key()).cloned();
                 self.controller.informer.apply(&ev);
                 self.controller_handle(&ev, old.as_deref());
             }
@@ -685,7 +709,7 @@ impl Sim {
         let mut kps = self.new_kube_proxies(node);
         traffic::relist(&mut kps, &objs);
         if let Some(p) = self.proxies.get_mut(node) {
-            p.informer.objects = objs.into_iter().map(|o| ((o.kind(), o.key()), o)).collect();
+            p.informer.replace(objs);
             p.informer.connected = true;
             p.kube_proxies = kps;
         }
@@ -821,7 +845,7 @@ impl Sim {
                 // controller only cares when its object is deleted under it.
                 let key = api::key_of(&e.metadata);
                 let selectorless = matches!(
-                    self.controller.informer.objects.get(&(Kind::Service, key.clone())).map(|o| &**o),
+                    self.controller.informer.get(Kind::Service, &key).map(|o| &**o),
                     Some(Obj::Service(s)) if s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).is_none()
                 );
                 if selectorless || ev.type_ == api::WatchType::Deleted {
@@ -846,7 +870,7 @@ impl Sim {
             return;
         }
         let inf = &self.controller.informer;
-        let svc = match inf.objects.get(&(Kind::Service, key.to_string())).map(|o| &**o) {
+        let svc = match inf.get(Kind::Service, key).map(|o| &**o) {
             Some(Obj::Service(s)) => s.clone(),
             _ => {
                 self.controller.tracker.by_service.remove(key);
@@ -930,7 +954,7 @@ impl Sim {
     /// selects: the write to make, if any.
     fn endpoints_write(inf: &Informer, key: &str, svc: &k8s_openapi::api::core::v1::Service, pods: &[&k8s_openapi::api::core::v1::Pod]) -> Option<Ev> {
         use crate::controller::endpoints;
-        let current = match inf.objects.get(&(Kind::Endpoints, key.to_string())).map(|o| &**o) {
+        let current = match inf.get(Kind::Endpoints, key).map(|o| &**o) {
             Some(Obj::Endpoints(e)) => Some(e),
             _ => None,
         };
@@ -951,7 +975,7 @@ impl Sim {
         let inf = &self.controller.informer;
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let current_obj = inf.objects.get(&(Kind::Endpoints, key.to_string())).cloned();
+        let current_obj = inf.get(Kind::Endpoints, key).cloned();
         let current = match current_obj.as_deref() {
             Some(Obj::Endpoints(e)) => Some(e),
             _ => None,
@@ -1037,10 +1061,7 @@ impl Sim {
             kp.sync(now);
         }
         let mut view: VecMap<String, Vec<Arc<Obj>>> = VecMap::new();
-        for ((kind, _), o) in p.informer.objects.range((Kind::EndpointSlice, String::new())..) {
-            if *kind != Kind::EndpointSlice {
-                break;
-            }
+        for o in p.informer.list_shared(Kind::EndpointSlice) {
             if let Obj::EndpointSlice(s) = &**o {
                 if let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) {
                     view.entry(format!("{}/{svc}", s.metadata.namespace.as_deref().unwrap_or(""))).or_default().push(o.clone());
