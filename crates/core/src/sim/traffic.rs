@@ -414,7 +414,7 @@ fn connect(sim: &mut Sim, i: usize, f: &FlowSpec) -> Conn {
             c.reason = format!("no Pod has {backend_ip} any more");
         }
         Some(pod) => {
-            let rt = sim.world.pods.get(&pod);
+            let rt = sim.world.pods.get(pod.as_str());
             let node_down = rt.and_then(|r| r.node.as_ref()).and_then(|n| sim.world.nodes.get(n)).is_some_and(|n| n.failed);
             c.pod = Some(pod.clone());
             if rt.is_some_and(|r| r.dead) || node_down {

@@ -53,8 +53,9 @@ pub(crate) struct NodeRt {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct World {
     pub workloads: VecMap<String, WorkloadRt>,
-    /// Shared with snapshots until a Pod's runtime state changes.
-    pub pods: BTreeMap<String, std::sync::Arc<PodRt>>,
+    /// Shared with snapshots until a Pod's runtime state changes; shared keys, so a snapshot's copy
+    /// of the map copies pointers, not names.
+    pub pods: BTreeMap<Arc<str>, std::sync::Arc<PodRt>>,
     pub nodes: VecMap<String, NodeRt>,
     pub dual_stack: bool,
     next_node_index: u32,
@@ -366,13 +367,13 @@ fn live_pods<'a>(sim: &'a Sim, wl: &str) -> Vec<(&'a str, Live)> {
     let mut api = sim.api.pods_by_key().peekable();
     let mut v: Vec<(&str, Live)> = Vec::new();
     for (k, rt) in &sim.world.pods {
-        while api.next_if(|(ak, _)| *ak < k.as_str()).is_some() {}
-        let Some((_, p)) = api.next_if(|(ak, _)| *ak == k.as_str()) else { continue };
+        while api.next_if(|(ak, _)| *ak < &**k).is_some() {}
+        let Some((_, p)) = api.next_if(|(ak, _)| *ak == &**k) else { continue };
         if rt.workload != wl || podutil::is_terminating(p) || podutil::is_terminal(p) {
             continue;
         }
         let live = Live { version: rt.version, created_seq: rt.created_seq, running: rt.running, ready: pod_ready(p) };
-        v.push((k.as_str(), live));
+        v.push((&**k, live));
     }
     crate::sort::by_key(&mut v, |(_, rt)| rt.created_seq);
     v
@@ -463,7 +464,7 @@ fn create_pod(sim: &mut Sim, wl: &str, cause: &str) {
     sim.world.pod_seq += 1;
     let seq = sim.world.pod_seq;
     sim.world.pods.insert(
-        key.clone(),
+        key.as_str().into(),
         std::sync::Arc::new(PodRt {
             workload: wl.into(),
             version,
@@ -810,7 +811,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
         },
         Action::SetPodReady { pod, ready } => match find_pod(sim, &pod) {
             Some(key) => {
-                if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
+                if let Some(rt) = sim.world.pods.get_mut(key.as_str()).map(std::sync::Arc::make_mut) {
                     rt.forced_unready = !ready;
                 }
                 let now = sim.now;
@@ -833,7 +834,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
             Some(n) if !n.failed => {
                 n.failed = true;
                 for key in pods_on(sim, &node) {
-                    if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
+                    if let Some(rt) = sim.world.pods.get_mut(key.as_str()).map(std::sync::Arc::make_mut) {
                         rt.dead = true;
                     }
                 }
@@ -876,7 +877,7 @@ pub(crate) fn apply_action(sim: &mut Sim, a: Action) {
                 set_node_ready(sim, &node, "True", "kubelet heartbeats again");
             }
             for key in pods_on(sim, &node) {
-                if let Some(rt) = sim.world.pods.get_mut(&key).map(std::sync::Arc::make_mut) {
+                if let Some(rt) = sim.world.pods.get_mut(key.as_str()).map(std::sync::Arc::make_mut) {
                     rt.dead = false;
                 }
                 let now = sim.now;
