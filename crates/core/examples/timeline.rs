@@ -61,6 +61,30 @@ fn main() {
             }
         }
     }
+    if std::env::var("PARTS").is_ok() {
+        // What the sparse snapshots hold, part by part: each snapshot is dropped a part at a time,
+        // newest first, and the heap freed is put down to the part just dropped.
+        let mut parts: Vec<(&'static str, usize)> = Vec::new();
+        let mut add = |name: &'static str, freed: usize| match parts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v += freed,
+            None => parts.push((name, freed)),
+        };
+        let snaps = tl.take_snapshots();
+        let n = snaps.len();
+        for s in snaps.into_iter().rev() {
+            let mut last = live();
+            s.drop_parts(&mut |name| {
+                let now = live();
+                add(name, last.saturating_sub(now));
+                last = now;
+            });
+        }
+        let total: usize = parts.iter().map(|(_, v)| v).sum();
+        eprintln!("{n} snapshots held {:.0} MB:", total as f64 / 1e6);
+        for (name, v) in parts {
+            eprintln!("  {name:<20} {:>6.1} MB", v as f64 / 1e6);
+        }
+    }
     if !ms.is_empty() {
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
         let max = ms.iter().copied().fold(0.0, f64::max);

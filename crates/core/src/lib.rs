@@ -4,6 +4,7 @@
 
 pub mod case;
 pub mod controller;
+pub mod cowmap;
 pub mod fixtures;
 pub mod float;
 pub mod input;

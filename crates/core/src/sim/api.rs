@@ -1,8 +1,8 @@
 //! The simulated API server: objects by kind and key, resourceVersions, generations, and the watch
 //! events each write produces.
 
+use crate::cowmap::CowMap;
 use crate::vecmap::VecMap;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::controller::endpoints::SharedEndpoints;
@@ -155,7 +155,7 @@ pub struct WatchEvent {
 #[derive(Clone, Debug)]
 pub struct ApiServer {
     /// Shared with watch events, informers and timeline snapshots: a snapshot copies only the map.
-    objects: VecMap<Kind, BTreeMap<String, Arc<Obj>>>,
+    objects: VecMap<Kind, CowMap<Arc<str>, Arc<Obj>>>,
     resource_version: u64,
     uid_counter: u64,
     rng: Rng,
@@ -204,6 +204,21 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiServer {
+    /// For the memory example: drop the objects kind by kind, calling `mark` after each.
+    #[doc(hidden)]
+    pub fn drop_parts(&mut self, mark: &mut dyn FnMut(&'static str)) {
+        for kind in [Kind::EndpointSlice, Kind::Endpoints, Kind::Pod] {
+            self.objects.remove(&kind);
+            mark(match kind {
+                Kind::EndpointSlice => "api slices",
+                Kind::Endpoints => "api endpoints",
+                _ => "api pods",
+            });
+        }
+        self.objects = Default::default();
+        mark("api rest");
+    }
+
     pub fn new(seed: u64) -> Self {
         ApiServer {
             objects: VecMap::new(),
@@ -261,7 +276,7 @@ impl ApiServer {
             }
         }
         let obj = Arc::new(obj);
-        self.objects.entry(kind).or_default().insert(key, obj.clone());
+        self.put(kind, key, &obj);
         self.count(kind, "create");
         Ok(WatchEvent { type_: WatchType::Added, obj })
     }
@@ -281,9 +296,20 @@ impl ApiServer {
             m.creation_timestamp = pm.creation_timestamp.clone();
         }
         let obj = Arc::new(obj);
-        self.objects.entry(kind).or_default().insert(key, obj.clone());
+        self.put(kind, key, &obj);
         self.count(kind, "update");
         Ok(WatchEvent { type_: WatchType::Modified, obj })
+    }
+
+    /// Store an object under its key (the key's string is made only for a new one).
+    fn put(&mut self, kind: Kind, key: String, obj: &Arc<Obj>) {
+        let m = self.objects.entry(kind).or_default();
+        match m.get_mut(key.as_str()) {
+            Some(o) => *o = obj.clone(),
+            None => {
+                m.insert(key.into(), obj.clone());
+            }
+        }
     }
 
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<WatchEvent, ApiError> {
@@ -334,7 +360,7 @@ impl ApiServer {
     /// Every Pod with its key, sorted by key.
     pub fn pods_by_key(&self) -> impl Iterator<Item = (&str, &Pod)> {
         self.objects.get(&Kind::Pod).into_iter().flatten().filter_map(|(k, o)| match &**o {
-            Obj::Pod(p) => Some((k.as_str(), p)),
+            Obj::Pod(p) => Some((&**k, p)),
             _ => None,
         })
     }

@@ -17,7 +17,7 @@ mod world;
 
 use crate::vecmap::{VecMap, VecSet};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -196,7 +196,7 @@ pub struct Sample {
 pub struct Informer {
     /// By kind, then by key (`namespace/name`). Keys are shared strings: a snapshot's copy of the
     /// cache copies pointers, not names.
-    objects: VecMap<Kind, BTreeMap<Arc<str>, Arc<Obj>>>,
+    objects: VecMap<Kind, crate::cowmap::CowMap<Arc<str>, Arc<Obj>>>,
     pub connected: bool,
 }
 
@@ -422,6 +422,27 @@ impl Sim {
         self.controller.tracker = Default::default();
         self.controller.queue = Default::default();
         mark("controller rest");
+        for p in self.proxies.values_mut() {
+            p.informer = Default::default();
+        }
+        mark("proxy informers");
+        for p in self.proxies.values_mut() {
+            p.programmed = Default::default();
+        }
+        mark("proxy programmed");
+        self.merges = Default::default();
+        mark("shared merges");
+        for p in self.proxies.values_mut() {
+            for kp in std::mem::take(&mut p.kube_proxies) {
+                kp.drop_parts(mark);
+            }
+        }
+        self.proxies = Default::default();
+        mark("proxies rest");
+        self.log = Default::default();
+        self.samples = Default::default();
+        mark("log+samples");
+        self.api.drop_parts(mark);
         drop(self);
         mark("rest");
     }

@@ -207,6 +207,12 @@ impl Timeline {
         self.restore_point(t).map_or(self.current.now, |s| s.now)
     }
 
+    /// For the memory example: take the sparse snapshots out (the timeline is left without them).
+    #[doc(hidden)]
+    pub fn take_snapshots(&mut self) -> Vec<Sim> {
+        std::mem::take(&mut self.snapshots)
+    }
+
     /// How many dense snapshots are held now (behind the cursor).
     pub fn recent_count(&self) -> usize {
         self.recent.len()

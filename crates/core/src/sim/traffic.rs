@@ -97,7 +97,7 @@ pub struct TrafficStats {
     pub by_outcome: [u64; 4],
     /// Served connections per Pod (`namespace/name`), or per address for endpoints outside the cluster.
     /// Keys shared (`Arc`), so that a snapshot's copy of this map copies no strings.
-    pub per_pod: BTreeMap<Arc<str>, u64>,
+    pub per_pod: crate::cowmap::CowMap<Arc<str>, u64>,
     /// Outcomes per client node (`external` for outside clients).
     pub per_node: VecMap<String, [u64; 4]>,
     /// Outcomes per second of virtual time.
@@ -228,7 +228,7 @@ fn record(sim: &mut Sim, c: Conn) {
         let who = c.pod.as_ref().unwrap_or(&c.backend);
         match st.per_pod.get_mut(who.as_str()) {
             Some(n) => *n += 1,
-            None => *st.per_pod.entry(who.as_str().into()).or_default() += 1,
+            None => *st.per_pod.get_or_insert_with(who.as_str().into(), || 0) += 1,
         }
     }
     let sec = (c.t / 1000) as usize;

@@ -3,7 +3,6 @@
 //! drive it.
 
 use crate::vecmap::{VecMap, VecSet};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
@@ -55,7 +54,7 @@ pub(crate) struct World {
     pub workloads: VecMap<String, WorkloadRt>,
     /// Shared with snapshots until a Pod's runtime state changes; shared keys, so a snapshot's copy
     /// of the map copies pointers, not names.
-    pub pods: BTreeMap<Arc<str>, std::sync::Arc<PodRt>>,
+    pub pods: crate::cowmap::CowMap<Arc<str>, std::sync::Arc<PodRt>>,
     pub nodes: VecMap<String, NodeRt>,
     pub dual_stack: bool,
     next_node_index: u32,
@@ -69,7 +68,7 @@ pub(crate) struct World {
     pub sync_pending: VecSet<String>,
     /// Pod IP → the pod (`namespace/name`) that holds it.
     /// Shared keys and values: a snapshot's copy of this map copies no strings.
-    pub(crate) ips_in_use: BTreeMap<Arc<str>, Arc<str>>,
+    pub(crate) ips_in_use: crate::cowmap::CowMap<Arc<str>, Arc<str>>,
 }
 
 impl World {
