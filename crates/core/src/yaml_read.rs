@@ -553,24 +553,48 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// Folds a line break inside a quoted scalar: spaces before it are dropped, one break is a
-    /// space, more are newlines, the next line's leading spaces are dropped.
+    /// The line break here, as YAML 1.1 (and so serde_yaml) reads one in a quoted scalar: `\n` and
+    /// NEL fold like a newline; LS and PS are kept as they are. With its length in bytes.
+    fn break_here(&self) -> Option<(char, usize)> {
+        match (self.peek(), self.at(1), self.at(2)) {
+            (b'\n', _, _) => Some(('\n', 1)),
+            (0xC2, 0x85, _) => Some(('\n', 2)),
+            (0xE2, 0x80, 0xA8) => Some(('\u{2028}', 3)),
+            (0xE2, 0x80, 0xA9) => Some(('\u{2029}', 3)),
+            _ => None,
+        }
+    }
+
+    /// Folds a line break inside a quoted scalar: spaces before it are dropped, the next lines'
+    /// leading spaces too. A first break that is a newline becomes a space when it is the only
+    /// one, and the further breaks are kept; a first break that is LS or PS is kept, with the rest.
     fn fold_break(&mut self, out: &mut String, keep: usize) -> Result<(), String> {
         out.truncate(keep);
-        let mut breaks = 0;
-        while matches!(self.peek(), b'\n' | b' ' | b'\t') {
-            if self.peek() == b'\n' {
-                breaks += 1;
+        let mut first = None;
+        let mut more = String::new();
+        loop {
+            if let Some((b, n)) = self.break_here() {
+                match first {
+                    None => first = Some(b),
+                    Some(_) => more.push(b),
+                }
+                self.pos += n;
+            } else if matches!(self.peek(), b' ' | b'\t') {
+                self.pos += 1;
+            } else {
+                break;
             }
-            self.pos += 1;
         }
         if self.at_doc_end() {
             return Err(self.err("a quoted scalar is not closed"));
         }
-        if breaks == 1 {
-            out.push(' ');
-        } else {
-            out.extend(std::iter::repeat_n('\n', breaks - 1));
+        match first {
+            Some('\n') if more.is_empty() => out.push(' '),
+            Some('\n') | None => out.push_str(&more),
+            Some(b) => {
+                out.push(b);
+                out.push_str(&more);
+            }
         }
         Ok(())
     }
@@ -605,7 +629,7 @@ impl Reader<'_> {
                     self.pos += 1;
                     return Ok(Value::String(out));
                 }
-                b'\n' => self.fold_break(&mut out, keep)?,
+                _ if self.break_here().is_some() => self.fold_break(&mut out, keep)?,
                 b'\\' if q == b'"' => {
                     self.escape(&mut out)?;
                     keep = out.len();
@@ -1236,6 +1260,26 @@ mod tests {
                 let want: Value = serde_yaml::from_str(&text).unwrap();
                 prop_assert_eq!(&got, &want, "{}", text);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_break_tests {
+    /// YAML 1.1's other line breaks inside quoted scalars read as serde_yaml reads them: NEL folds
+    /// like a newline, LS and PS are kept, spaces around any of them are dropped.
+    #[test]
+    fn nel_ls_and_ps_in_quoted_scalars_read_as_serde_yaml_reads_them() {
+        for text in [
+            "- 'a\u{2028}    b'\n",
+            "- 'a \u{2029}\n  b'\n",
+            "- \"a\u{85}   b\"\n",
+            "- 'a\n\u{2028}  b'\n",
+            "- '\u{2028}    '\n",
+            "- \"x \u{2028}\u{2028}y\"\n",
+        ] {
+            let want: serde_json::Value = serde_yaml::from_str(text).expect("serde_yaml reads it");
+            assert_eq!(super::one(text).ok(), Some(want), "{text:?}");
         }
     }
 }
