@@ -169,6 +169,27 @@ impl<T> Chunked<T> {
     }
 }
 
+impl<T: Clone> Chunked<T> {
+    /// An entry to change: its chunk is copied first if a snapshot still shares it.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.chunks.get_mut(i / LOG_CHUNK).and_then(|c| std::sync::Arc::make_mut(c).get_mut(i % LOG_CHUNK))
+    }
+}
+
+impl<T: PartialEq> PartialEq for Chunked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl<T: Eq> Eq for Chunked<T> {}
+
+impl<T: Serialize> Serialize for Chunked<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 impl<'a, T> IntoIterator for &'a Chunked<T> {
     type Item = &'a T;
     type IntoIter = Box<dyn Iterator<Item = &'a T> + 'a>;

@@ -101,7 +101,8 @@ pub struct TrafficStats {
     /// Outcomes per client node (`external` for outside clients).
     pub per_node: VecMap<String, [u64; 4]>,
     /// Outcomes per second of virtual time.
-    pub per_second: Vec<[u32; 4]>,
+    /// In shared chunks, so a snapshot copies only the last one.
+    pub per_second: super::Chunked<[u32; 4]>,
 }
 
 /// The traffic state of a run.
@@ -112,7 +113,8 @@ pub struct Traffic {
     turn: Vec<u64>,
     pub ticking: bool,
     pub stats: TrafficStats,
-    pub recent: VecDeque<Conn>,
+    /// The last `RECENT` connections, as the animation draws them.
+    pub recent: VecDeque<super::view::ConnView>,
     dns: Option<(u64, Arc<ClusterDns>)>,
     /// (client node, outcome, reason) → the routing node's sync count when last logged.
     logged: BTreeMap<(String, ConnOutcome, String), u64>,
@@ -232,10 +234,12 @@ fn record(sim: &mut Sim, c: Conn) {
         }
     }
     let sec = (c.t / 1000) as usize;
-    if st.per_second.len() <= sec {
-        st.per_second.resize(sec + 1, [0; 4]);
+    while st.per_second.len() <= sec {
+        st.per_second.push([0; 4]);
     }
-    st.per_second[sec][k] += 1;
+    if let Some(s) = st.per_second.get_mut(sec) {
+        s[k] += 1;
+    }
     if let Some(p) = &c.pod {
         sim.mix(p.as_bytes());
     }
@@ -259,7 +263,8 @@ fn record(sim: &mut Sim, c: Conn) {
     if sim.traffic.recent.len() >= RECENT {
         sim.traffic.recent.pop_front();
     }
-    sim.traffic.recent.push_back(c);
+    let Conn { t, from, via_node, backend, pod, outcome, .. } = c;
+    sim.traffic.recent.push_back(super::view::ConnView { t, from, via_node, backend, pod, outcome });
 }
 
 /// The node a connection of flow `i` starts on, in turn among nodes that are up.

@@ -604,7 +604,7 @@ impl Sim {
             .recent
             .iter()
             .filter(|c| c.t >= since && c.t <= self.now)
-            .map(|c| ConnView { t: c.t, from: c.from.clone(), via_node: c.via_node.clone(), backend: c.backend.clone(), pod: c.pod.clone(), outcome: c.outcome })
+            .cloned()
             .collect()
     }
 }
