@@ -43,10 +43,10 @@ impl Timeline {
         })
     }
 
-    /// The cap on sparse snapshots up to 1,000 Pods (divided by the thousands of Pods above that).
-    /// At 128, a 1-hour run at 1,000 Pods keeps one every 28 s on average (closer in its start-up and
-    /// its rollout, which pack more events into a second), ~2.5 MB each of its own.
-    pub const MAX_SNAPSHOTS: usize = 128;
+    /// The cap on sparse snapshots below 2,000 Pods. At 256, a 1-hour run at 1,000 Pods keeps one
+    /// every ~14 s on average (closer in its start-up and its rollout, which pack more events into a
+    /// second), ~1.5 MB each of its own, so a seek replays at most ~2,000 events (about 45 ms here).
+    pub const MAX_SNAPSHOTS: usize = 256;
 
     /// Work between the first snapshots (about 5 s of a busy 1,000-Pod cluster: ~500 events and
     /// ~10 controller syncs); the spacing grows as the run outgrows the cap.
@@ -73,16 +73,24 @@ impl Timeline {
         self.snapshots.last().map(|s| s.now).unwrap_or(0)
     }
 
-    /// Thousands of Pods in the cluster now (at least 1): a snapshot's size grows with them.
+    /// Thousands of Pods the cluster is sized for now (at least 1): a snapshot's size grows with
+    /// them. The workloads' replicas (the Pods when no workload asks for any), not the Pods alone:
+    /// a rollout's surge and its terminating Pods would otherwise shrink the cap for a minute and
+    /// drop half the snapshots for good.
     fn scale(&self) -> usize {
-        (self.current.world.pods.len() / 1_000).max(1)
+        let replicas: usize = self.current.world.workloads.values().map(|w| w.replicas as usize).sum();
+        let pods = if replicas > 0 { replicas } else { self.current.world.pods.len() };
+        (pods / 1_000).max(1)
     }
 
-    /// The cap on sparse snapshots: `max_snapshots` up to 1,000 Pods, fewer in larger clusters so
-    /// the memory the timeline holds stays about the same (40 s behind the run a snapshot keeps
-    /// ~3 MB of its own at 1,000 Pods, ~37 MB at 10,000).
+    /// The cap on sparse snapshots: `max_snapshots` below 2,000 Pods; half of it divided by the
+    /// thousands of Pods above that, so the memory the timeline holds stays about the same (40 s
+    /// behind the run a snapshot keeps ~3 MB of its own at 1,000 Pods, ~37 MB at 10,000).
     fn max_sparse(&self) -> usize {
-        (self.max_snapshots / self.scale()).max(4)
+        match self.scale() {
+            1 => self.max_snapshots,
+            k => (self.max_snapshots / 2 / k).max(4),
+        }
     }
 
     fn take_snapshot(&mut self) {
