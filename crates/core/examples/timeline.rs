@@ -1,7 +1,7 @@
 //! A timeline of the benchmark cluster at any size, for measuring: `PODS=10000 MINS=20 cargo run
 //! --release -p slicelab-core --example timeline` computes MINS minutes, then prints the heap the
 //! timeline holds, its snapshot count and the time of SEEKS (default 8) seeks to pseudo-random
-//! times (the bench's targets). On a noisy machine, compare builds by instructions instead: run it
+//! times (the bench's targets). PARTS=1 then breaks down what the snapshots hold, part by part. On a noisy machine, compare builds by instructions instead: run it
 //! under `perf stat -e instructions:u` with SEEKS=0 and SEEKS=40; the difference is the seeks'.
 #[path = "../benches/common/mod.rs"]
 mod common;
