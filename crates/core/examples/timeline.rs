@@ -18,6 +18,9 @@ fn main() {
     let a = Instant::now();
     let mut tl = Timeline::new(sc, Vec::new()).unwrap();
     tl.seek(mins * 60_000);
+    if std::env::var("SUMMARY").is_ok() {
+        eprintln!("{}", tl.current.summary());
+    }
     eprintln!("{pods} pods {mins} min: {:.1} s, {} snapshots, {:.0} MB", a.elapsed().as_secs_f64(), tl.snapshot_count(), (live() - before) as f64 / 1e6);
     let mut ms = Vec::new();
     let mut k = 0u64;
@@ -48,6 +51,30 @@ fn main() {
         }
         let e = a.elapsed().as_secs_f64();
         eprintln!("replays: {events} events in {e:.2} s = {:.1} us per event", e * 1e6 / events as f64);
+    }
+    if std::env::var("GAPS").is_ok() {
+        // Each gap between sparse snapshots replayed whole (the longest seek into it): its events,
+        // work and time, the slowest gaps last.
+        let times = tl.snapshot_times();
+        let mut rows = Vec::new();
+        for w in times.windows(2) {
+            tl.seek((w[0] + 1_000_000) % (mins * 60_000));
+            tl.rewind(w[1] - 1);
+            let (e0, w0) = (tl.current.handled, tl.current.work);
+            let a = Instant::now();
+            tl.seek(w[1] - 1);
+            rows.push((a.elapsed().as_secs_f64() * 1e3, w[0], tl.current.handled - e0, tl.current.work - w0));
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (ms, at, ev, wk) in rows.iter().skip(rows.len().saturating_sub(12)) {
+            eprintln!("gap from {:>7.1} s: {ev:>5} events, work {wk:>5}, {ms:>5.1} ms ({:.1} us/work)", *at as f64 / 1e3, ms * 1e3 / *wk as f64);
+        }
+        let per: Vec<f64> = rows.iter().map(|r| r.0 * 1e3 / r.3.max(1) as f64).collect();
+        let mean = per.iter().sum::<f64>() / per.len() as f64;
+        let mut wks: Vec<u64> = rows.iter().map(|r| r.3).collect();
+        wks.sort();
+        eprintln!("work per gap: min {} p25 {} median {} p75 {} max {}", wks[0], wks[wks.len() / 4], wks[wks.len() / 2], wks[wks.len() * 3 / 4], wks[wks.len() - 1]);
+        eprintln!("gaps: {} , us per work mean {mean:.1}, min {:.1}, max {:.1}", rows.len(), per.iter().copied().fold(f64::MAX, f64::min), per.iter().copied().fold(0.0, f64::max));
     }
     if std::env::var("FIXED").is_ok() {
         // Seeks just past a snapshot: what a seek costs besides replaying.
