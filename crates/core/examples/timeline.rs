@@ -18,6 +18,8 @@ fn main() {
     let a = Instant::now();
     let mut tl = Timeline::new(sc, Vec::new()).unwrap();
     tl.seek(mins * 60_000);
+    let (n, b, _) = tl.memo_stats();
+    eprintln!("replay memo: {n} controller syncs, ~{:.1} MB (counted in the heap below)", b as f64 / 1e6);
     if std::env::var("SUMMARY").is_ok() {
         eprintln!("{}", tl.current.summary());
     }

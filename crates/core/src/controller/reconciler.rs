@@ -75,7 +75,7 @@ pub struct SyncMetrics {
 }
 
 /// The outcome of one `Reconcile`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReconcileResult {
     /// Creates, then updates, then deletes of each address type in turn; unsupported-type deletes last.
     pub calls: Vec<ApiCall>,

@@ -59,7 +59,7 @@ pub struct Allocation {
 pub type ZoneCounts = VecMap<String, usize>;
 
 /// The topology cache: CPU ratios by zone and the hints allocated per Service and address type.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TopologyCache {
     cpu_by_zone_milli: Option<VecMap<String, i64>>,
     cpu_ratios: Option<VecMap<String, f64>>,

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 mod jsonlen;
 mod lean;
+mod memo;
 pub mod scenario;
 pub mod share;
 pub mod timeline;
@@ -413,6 +414,8 @@ pub struct Sim {
     /// timeline spaces its snapshots by it, so every stretch between two costs about the same to
     /// replay. Not part of the trace.
     pub work: u64,
+    /// What controller syncs decided, shared by a timeline's copies (`memo`). Not part of the trace.
+    pub(crate) memo: memo::MemoHandle,
 }
 
 impl Sim {
@@ -535,6 +538,7 @@ impl Sim {
             gone: Default::default(),
             handled: 0,
             work: 0,
+            memo: Default::default(),
             config,
         };
         world::build(&mut sim, sc)?;
@@ -926,43 +930,38 @@ impl Sim {
             self.mirroring_sync(key, &svc);
             return;
         };
-        // The Endpoints controller and the EndpointSlice controller select the same Pods from the
-        // same informer: selected once, for both.
-        let inf = &self.controller.informer;
-        let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let pods = crate::controller::selected_pods(
-            &svc,
-            selector,
-            inf.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None }),
-        );
-        let endpoints_write = Self::endpoints_write(inf, key, &svc, &pods);
-        let walked = pods.len() as u64;
-        // `None` when the Service gets no slices (ExternalName); `Some(None)` when the cache is stale.
-        let result = crate::controller::sync_selector(&svc).map(|_| {
-            let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
-                inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
-            let name = svc.metadata.name.clone().unwrap_or_default();
-            let slices: Vec<&EndpointSlice> = inf
-                .list(Kind::EndpointSlice)
-                .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
-                .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
-                .filter(|s| {
-                    let l = s.metadata.labels.as_ref();
-                    l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
-                        && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
-                            == Some(crate::controller::CONTROLLER_NAME)
-                })
-                .collect();
-            let stale = self.controller.tracker.stale(key, &slices);
-            let max = self.config.max_endpoints_per_slice;
-            if stale {
-                None
-            } else {
-                let rec = &mut self.controller.reconciler;
-                rec.options.max_endpoints_per_slice = max;
-                Some(rec.reconcile_slices(&svc, &pods, &nodes, slices.iter().copied(), None))
+        let o = match self.memo.lookup(self.handled, self.now, self.hash, key, &self.controller.informer) {
+            Some(o) => {
+                #[cfg(debug_assertions)]
+                {
+                    // Debug builds check every outcome taken from the memo against the real thing.
+                    let t0 = self.controller.reconciler.topology.clone();
+                    let mut real = self.sync_outcome(key, &svc, selector);
+                    if let Some(Some(r)) = real.result.as_mut() {
+                        r.metrics.clear(); // not kept: the simulation does not read them
+                    }
+                    self.controller.reconciler.topology = t0;
+                    if real != o {
+                        self.violations.push(format!("t={} the replay memo's sync of {key} differs from the sync itself", self.now));
+                    }
+                }
+                o
             }
-        });
+            None => {
+                let o = self.sync_outcome(key, &svc, selector);
+                if self.memo.enabled() {
+                    self.memo.record(self.handled, self.now, self.hash, key, &self.controller.informer, &o);
+                }
+                o
+            }
+        };
+        self.controller.reconciler.options.max_endpoints_per_slice = self.config.max_endpoints_per_slice;
+        if let Some(t) = o.topology {
+            self.controller.reconciler.topology = t;
+        }
+        let walked = o.walked;
+        let endpoints_write = o.endpoints.map(|(verb, obj, cause)| Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))));
+        let result = o.result;
         self.work += walked / Self::PODS_PER_WORK;
         // The Endpoints write first, then the slices' (the order the two controllers' work is queued in).
         if let Some(ev) = endpoints_write {
@@ -992,9 +991,62 @@ impl Sim {
         self.schedule(at, Ev::ControllerWrites(Box::new((key.to_string(), result.calls, max))));
     }
 
+    /// What a sync of a Service with a selector decides, computed: both controllers' writes.
+    fn sync_outcome(&mut self, key: &str, svc: &k8s_openapi::api::core::v1::Service, selector: &std::collections::BTreeMap<String, String>) -> memo::SyncOutcome {
+        // The Endpoints controller and the EndpointSlice controller select the same Pods from the
+        // same informer: selected once, for both.
+        let inf = &self.controller.informer;
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let pods = crate::controller::selected_pods(
+            svc,
+            selector,
+            inf.list(Kind::Pod).filter_map(|o| if let Obj::Pod(p) = o { Some(p) } else { None }),
+        );
+        let endpoints_write = Self::endpoints_write(inf, key, svc, &pods);
+        let walked = pods.len() as u64;
+        let mut topology = None;
+        // `None` when the Service gets no slices (ExternalName); `Some(None)` when the cache is stale.
+        let result = crate::controller::sync_selector(svc).map(|_| {
+            let nodes: Vec<&k8s_openapi::api::core::v1::Node> =
+                inf.list(Kind::Node).filter_map(|o| if let Obj::Node(n) = o { Some(n) } else { None }).collect();
+            let name = svc.metadata.name.clone().unwrap_or_default();
+            let slices: Vec<&EndpointSlice> = inf
+                .list(Kind::EndpointSlice)
+                .filter_map(|o| if let Obj::EndpointSlice(s) = o { Some(s) } else { None })
+                .filter(|s| s.metadata.namespace.as_deref().unwrap_or("") == ns && s.metadata.deletion_timestamp.is_none())
+                .filter(|s| {
+                    let l = s.metadata.labels.as_ref();
+                    l.and_then(|l| l.get(crate::controller::LABEL_SERVICE_NAME)) == Some(&name)
+                        && l.and_then(|l| l.get(crate::controller::LABEL_MANAGED_BY)).map(String::as_str)
+                            == Some(crate::controller::CONTROLLER_NAME)
+                })
+                .collect();
+            let stale = self.controller.tracker.stale(key, &slices);
+            let max = self.config.max_endpoints_per_slice;
+            if stale {
+                None
+            } else {
+                let rec = &mut self.controller.reconciler;
+                rec.options.max_endpoints_per_slice = max;
+                let before = rec.topology.clone();
+                let r = rec.reconcile_slices(svc, &pods, &nodes, slices.iter().copied(), None);
+                if rec.topology != before {
+                    topology = Some(rec.topology.clone());
+                }
+                Some(r)
+            }
+        });
+        memo::SyncOutcome { walked, endpoints: endpoints_write, result, topology }
+    }
+
     /// The legacy Endpoints controller's sync of a Service with a selector, given the Pods it
     /// selects: the write to make, if any.
-    fn endpoints_write(inf: &Informer, key: &str, svc: &k8s_openapi::api::core::v1::Service, pods: &[&k8s_openapi::api::core::v1::Pod]) -> Option<Ev> {
+    fn endpoints_write(
+        inf: &Informer,
+        key: &str,
+        svc: &k8s_openapi::api::core::v1::Service,
+        pods: &[&k8s_openapi::api::core::v1::Pod],
+    ) -> Option<(&'static str, crate::controller::endpoints::SharedEndpoints, String)> {
         use crate::controller::endpoints;
         let current = match inf.get(Kind::Endpoints, key).map(|o| &**o) {
             Some(Obj::Endpoints(e)) => Some(e),
@@ -1008,7 +1060,7 @@ impl Sim {
         let n = obj.address_count();
         let truncated = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::controller::ANNOTATION_OVER_CAPACITY));
         let cause = format!("{n} addresses{}", if truncated { ", truncated to 1000 (over capacity)" } else { "" });
-        Some(Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))))
+        Some((verb, obj, cause))
     }
 
     /// The mirroring controller, for a Service without a selector (its Endpoints are the user's).

@@ -31,7 +31,8 @@ pub struct Timeline {
 
 impl Timeline {
     pub fn new(scenario: Scenario, actions: Vec<TimedAction>) -> Result<Timeline, String> {
-        let current = Sim::with_actions(&scenario, &actions)?;
+        let mut current = Sim::with_actions(&scenario, &actions)?;
+        current.memo = super::memo::MemoHandle::new();
         Ok(Timeline {
             scenario,
             actions,
@@ -221,6 +222,12 @@ impl Timeline {
         std::mem::take(&mut self.snapshots)
     }
 
+    /// The replay memo: controller syncs it holds, their rough size in bytes, and how many syncs
+    /// replays have taken from it so far.
+    pub fn memo_stats(&self) -> (usize, usize, u64) {
+        self.current.memo.stats()
+    }
+
     /// How many dense snapshots are held now (behind the cursor).
     pub fn recent_count(&self) -> usize {
         self.recent.len()
@@ -261,9 +268,12 @@ impl Timeline {
         // Snapshots from before `at` stay valid once they know the action; the others (including one
         // taken at `at` itself, which has already run that instant's events) are recomputed.
         self.snapshots.retain(|s| s.now < at);
+        // What the controllers decided from `at` on may differ now.
+        self.current.memo.forget_from(at);
         if self.snapshots.is_empty() {
             // Back to the start: every action, the new one too, known from the beginning.
-            if let Ok(s) = Sim::with_actions(&self.scenario, &self.actions) {
+            if let Ok(mut s) = Sim::with_actions(&self.scenario, &self.actions) {
+                s.memo = self.current.memo.clone();
                 self.snapshots.push(s);
             }
         } else {

@@ -1,0 +1,481 @@
+//! The replay memo: what each controller sync of a timeline's run decided, kept so that a replay of
+//! the same stretch (a seek restores a snapshot and runs on from it) takes the decision instead of
+//! computing it again. A sync of both controllers walks every selected Pod (about 1 ms at 1,000 Pods)
+//! and is about half of a replay's time; taking its outcome from here costs a few microseconds.
+//!
+//! Only a timeline records and reads it; a bare `Sim` runs every sync. An entry is keyed by the
+//! event's number and holds the time, the Service and the trace hash at that moment: the run is
+//! deterministic, so the same number, time and trace hash mean the same history and the same state,
+//! and so the same outcome. An action taken in the past forks the run: entries from its time on are
+//! dropped (and a stale one could never match its trace hash anyway). In debug builds every hit is
+//! also computed and compared, and a difference is recorded as a violation, which the tests fail on.
+//!
+//! The outcome is kept small: an Endpoints object or EndpointSlice written is stored as runs of the
+//! addresses or endpoints of the object it replaces (the one in the controller's informer, the same
+//! object again at replay) plus the few new ones, so an hour at 1,000 Pods keeps ~20 MB. The memo has
+//! a budget; past it, every other entry is dropped (those syncs are computed again when replayed).
+
+use super::api::{Kind, Obj};
+use super::Informer;
+use crate::controller::endpoints::{SharedEndpoints, SharedSubset};
+use crate::controller::plan::{Cause, Event};
+use crate::controller::reconciler::{ApiCall, ReconcileResult, Verb};
+use crate::controller::topology::TopologyCache;
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// What one controller sync of a Service with a selector decided.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SyncOutcome {
+    /// Pods the sync walked (for `Sim::work`).
+    pub walked: u64,
+    /// The legacy Endpoints controller's write: (verb, object, cause).
+    pub endpoints: Option<(&'static str, SharedEndpoints, String)>,
+    /// `None` when the Service gets no slices; `Some(None)` when the cache was stale.
+    pub result: Option<Option<ReconcileResult>>,
+    /// The reconciler's topology cache after the sync, when the sync changed it.
+    pub topology: Option<Option<TopologyCache>>,
+}
+
+/// A piece of a list: a run of the replaced object's items, or a new item.
+#[derive(Clone, Debug)]
+enum Piece<T> {
+    Base(u32, u32),
+    New(T),
+}
+
+fn decode<T: Clone>(pieces: &[Piece<T>], base: &[&T]) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Base(start, len) => {
+                let (s, l) = (*start as usize, *len as usize);
+                out.extend(base.get(s..s + l)?.iter().map(|x| (*x).clone()));
+            }
+            Piece::New(x) => out.push(x.clone()),
+        }
+    }
+    Some(out)
+}
+
+/// `new` as pieces over `base`: `find` gives the index in `base` of an item equal to one of `new`.
+fn encode<T: Clone>(
+    new: &[T],
+    base: &[&T],
+    same: impl Fn(&T, &T) -> bool,
+    find: impl Fn(&T) -> Option<usize>,
+) -> Vec<Piece<T>> {
+    let mut out: Vec<Piece<T>> = Vec::new();
+    for x in new {
+        // The next item of the current run, else wherever it is.
+        let next = match out.last() {
+            Some(Piece::Base(s, l)) => Some((*s + *l) as usize),
+            _ => None,
+        };
+        let at = match next {
+            Some(i) if base.get(i).is_some_and(|b| same(b, x)) => Some(i),
+            _ => find(x).filter(|&i| base.get(i).is_some_and(|b| same(b, x))),
+        };
+        match (at, out.last_mut()) {
+            (Some(i), Some(Piece::Base(s, l))) if (*s + *l) as usize == i => *l += 1,
+            (Some(i), _) => out.push(Piece::Base(i as u32, 1)),
+            (None, _) => out.push(Piece::New(x.clone())),
+        }
+    }
+    out
+}
+
+fn new_count<T>(p: &[Piece<T>]) -> usize {
+    p.iter().filter(|p| matches!(p, Piece::New(_))).count()
+}
+
+/// An Endpoints object written, over the one in the informer.
+#[derive(Clone, Debug)]
+struct EndpointsEntry {
+    verb: &'static str,
+    metadata: ObjectMeta,
+    subsets: Option<Vec<SubsetEntry>>,
+    cause: String,
+}
+
+type AddrPieces = Option<Vec<Piece<Arc<EndpointAddress>>>>;
+
+#[derive(Clone, Debug)]
+struct SubsetEntry {
+    addresses: AddrPieces,
+    not_ready_addresses: AddrPieces,
+    ports: Option<Vec<EndpointPort>>,
+}
+
+fn endpoints_base<'a>(inf: &'a Informer, key: &str) -> Vec<&'a Arc<EndpointAddress>> {
+    match inf.get(Kind::Endpoints, key).map(|o| &**o) {
+        Some(Obj::Endpoints(e)) => e
+            .subsets
+            .iter()
+            .flatten()
+            .flat_map(|s| {
+                s.addresses
+                    .iter()
+                    .flatten()
+                    .chain(s.not_ready_addresses.iter().flatten())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A slice written, over the slice of the same name in the informer.
+#[derive(Clone, Debug)]
+struct SliceEntry {
+    metadata: ObjectMeta,
+    address_type: String,
+    ports: Option<Vec<k8s_openapi::api::discovery::v1::EndpointPort>>,
+    endpoints: Option<Vec<Piece<Endpoint>>>,
+}
+
+fn slice_base<'a>(inf: &'a Informer, meta: &ObjectMeta) -> Vec<&'a Endpoint> {
+    if meta.name.as_deref().unwrap_or("").is_empty() {
+        return Vec::new();
+    }
+    match inf
+        .get(Kind::EndpointSlice, &super::api::key_of(meta))
+        .map(|o| &**o)
+    {
+        Some(Obj::EndpointSlice(s)) => s.endpoints.iter().flatten().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct CallEntry {
+    verb: Verb,
+    cause: Cause,
+    slice: SliceEntry,
+}
+
+#[derive(Clone, Debug)]
+struct ResultEntry {
+    calls: Vec<CallEntry>,
+    events: Vec<Event>,
+    errors: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    now: u64,
+    hash: u64,
+    key: String,
+    walked: u64,
+    endpoints: Option<EndpointsEntry>,
+    result: Option<Option<ResultEntry>>,
+    topology: Option<Option<TopologyCache>>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    syncs: BTreeMap<u64, Entry>,
+    bytes: usize,
+    /// Outcomes taken from the memo so far.
+    hits: u64,
+}
+
+/// The memo a timeline's copies of the simulation share (none for a bare `Sim`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MemoHandle(Option<Arc<Mutex<Memo>>>);
+
+/// Bytes the memo may hold: an hour at 1,000 Pods keeps ~20 MB.
+const BUDGET: usize = 64 << 20;
+
+/// Rough bytes of an item kept, for the budget.
+const META_BYTES: usize = 1_000;
+const ENDPOINT_BYTES: usize = 400;
+const PIECE_BYTES: usize = 24;
+
+impl MemoHandle {
+    pub fn new() -> Self {
+        MemoHandle(Some(Arc::default()))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Drop what was decided at `at` or later (the run forks there).
+    pub fn forget_from(&self, at: u64) {
+        if let Some(m) = &self.0 {
+            if let Ok(mut m) = m.lock() {
+                m.syncs.retain(|_, e| e.now < at);
+                m.bytes = m.syncs.values().map(|e| e.bytes).sum();
+            }
+        }
+    }
+
+    /// Entries held, their rough bytes, and the outcomes taken so far.
+    pub fn stats(&self) -> (usize, usize, u64) {
+        self.0
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|m| (m.syncs.len(), m.bytes, m.hits)))
+            .unwrap_or((0, 0, 0))
+    }
+
+    /// The outcome recorded for this sync, rebuilt over the informer's objects, if the run is where
+    /// it was when it was recorded.
+    pub fn lookup(
+        &self,
+        handled: u64,
+        now: u64,
+        hash: u64,
+        key: &str,
+        inf: &Informer,
+    ) -> Option<SyncOutcome> {
+        let mut m = self.0.as_ref()?.lock().ok()?;
+        let e = m.syncs.get(&handled)?;
+        if e.now != now || e.hash != hash || e.key != key {
+            return None;
+        }
+        let endpoints = match &e.endpoints {
+            None => None,
+            Some(w) => {
+                let base = endpoints_base(inf, key);
+                let list = |p: &AddrPieces| -> Option<Option<Vec<Arc<EndpointAddress>>>> {
+                    match p {
+                        None => Some(None),
+                        Some(p) => decode(p, &base).map(Some),
+                    }
+                };
+                let mut subsets = None;
+                if let Some(ss) = &w.subsets {
+                    let mut v = Vec::with_capacity(ss.len());
+                    for s in ss {
+                        v.push(SharedSubset {
+                            addresses: list(&s.addresses)?,
+                            not_ready_addresses: list(&s.not_ready_addresses)?,
+                            ports: s.ports.clone(),
+                        });
+                    }
+                    subsets = Some(v);
+                }
+                Some((
+                    w.verb,
+                    SharedEndpoints {
+                        metadata: w.metadata.clone(),
+                        subsets,
+                    },
+                    w.cause.clone(),
+                ))
+            }
+        };
+        let result = match &e.result {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(r)) => {
+                let mut calls = Vec::with_capacity(r.calls.len());
+                for c in &r.calls {
+                    let s = &c.slice;
+                    let endpoints = match &s.endpoints {
+                        None => None,
+                        Some(p) => Some(decode(p, &slice_base(inf, &s.metadata))?),
+                    };
+                    calls.push(ApiCall {
+                        verb: c.verb,
+                        cause: c.cause.clone(),
+                        slice: EndpointSlice {
+                            metadata: s.metadata.clone(),
+                            address_type: s.address_type.clone(),
+                            ports: s.ports.clone(),
+                            endpoints,
+                        },
+                    });
+                }
+                Some(Some(ReconcileResult {
+                    calls,
+                    events: r.events.clone(),
+                    errors: r.errors.clone(),
+                    metrics: Vec::new(),
+                }))
+            }
+        };
+        let o = SyncOutcome {
+            walked: e.walked,
+            endpoints,
+            result,
+            topology: e.topology.clone(),
+        };
+        m.hits += 1;
+        Some(o)
+    }
+
+    /// Keep what this sync decided (`inf` as it was when the sync ran).
+    pub fn record(
+        &self,
+        handled: u64,
+        now: u64,
+        hash: u64,
+        key: &str,
+        inf: &Informer,
+        o: &SyncOutcome,
+    ) {
+        let Some(m) = &self.0 else { return };
+        let mut bytes = META_BYTES;
+        let endpoints = o.endpoints.as_ref().map(|(verb, obj, cause)| {
+            let base = endpoints_base(inf, key);
+            let index: FxHashMap<*const EndpointAddress, usize> = base
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (Arc::as_ptr(a), i))
+                .collect();
+            let list = |v: &Option<Vec<Arc<EndpointAddress>>>| {
+                v.as_ref().map(|v| {
+                    encode(v, &base, Arc::ptr_eq, |a| {
+                        index.get(&Arc::as_ptr(a)).copied()
+                    })
+                })
+            };
+            let subsets = obj.subsets.as_ref().map(|ss| {
+                ss.iter()
+                    .map(|s| SubsetEntry {
+                        addresses: list(&s.addresses),
+                        not_ready_addresses: list(&s.not_ready_addresses),
+                        ports: s.ports.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for s in subsets.iter().flatten() {
+                for p in [&s.addresses, &s.not_ready_addresses].into_iter().flatten() {
+                    bytes += p.len() * PIECE_BYTES + new_count(p) * ENDPOINT_BYTES;
+                }
+            }
+            bytes += META_BYTES;
+            EndpointsEntry {
+                verb,
+                metadata: obj.metadata.clone(),
+                subsets,
+                cause: cause.clone(),
+            }
+        });
+        let result = o.result.as_ref().map(|r| {
+            r.as_ref().map(|r| {
+                let calls = r
+                    .calls
+                    .iter()
+                    .map(|c| {
+                        let base = slice_base(inf, &c.slice.metadata);
+                        let mut index: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
+                        for (i, ep) in base.iter().enumerate() {
+                            index
+                                .entry(ep.addresses.first().map_or("", String::as_str))
+                                .or_default()
+                                .push(i);
+                        }
+                        let find = |ep: &Endpoint| {
+                            let at = index.get(ep.addresses.first().map_or("", String::as_str))?;
+                            at.iter().copied().find(|&j| *base[j] == *ep)
+                        };
+                        let endpoints = c
+                            .slice
+                            .endpoints
+                            .as_ref()
+                            .map(|v| encode(v, &base, |a, b| a == b, find));
+                        if let Some(p) = &endpoints {
+                            bytes += p.len() * PIECE_BYTES + new_count(p) * ENDPOINT_BYTES;
+                        }
+                        bytes += META_BYTES;
+                        CallEntry {
+                            verb: c.verb,
+                            cause: c.cause.clone(),
+                            slice: SliceEntry {
+                                metadata: c.slice.metadata.clone(),
+                                address_type: c.slice.address_type.clone(),
+                                ports: c.slice.ports.clone(),
+                                endpoints,
+                            },
+                        }
+                    })
+                    .collect();
+                ResultEntry {
+                    calls,
+                    events: r.events.clone(),
+                    errors: r.errors.clone(),
+                }
+            })
+        });
+        if o.topology.is_some() {
+            bytes += META_BYTES;
+        }
+        let e = Entry {
+            now,
+            hash,
+            key: key.to_string(),
+            walked: o.walked,
+            endpoints,
+            result,
+            topology: o.topology.clone(),
+            bytes,
+        };
+        let Ok(mut m) = m.lock() else { return };
+        if let Some(old) = m.syncs.insert(handled, e) {
+            m.bytes -= old.bytes;
+        }
+        m.bytes += bytes;
+        if m.bytes > BUDGET {
+            // Every other entry goes: the ones left are still spread over the whole run.
+            let mut keep = false;
+            m.syncs.retain(|_, _| {
+                keep = !keep;
+                keep
+            });
+            m.bytes = m.syncs.values().map(|e| e.bytes).sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any list comes back exactly from its pieces over any base, with runs of the base's
+        /// items (in or out of order, repeated or not) kept as runs, not copies.
+        #[test]
+        fn pieces_give_back_the_list(base in proptest::collection::vec(0u8..20, 0..40), new in proptest::collection::vec(0u8..30, 0..60)) {
+            let base_refs: Vec<&u8> = base.iter().collect();
+            let find = |x: &u8| base.iter().position(|b| b == x);
+            let pieces = encode(&new, &base_refs, |a, b| a == b, find);
+            prop_assert_eq!(decode(&pieces, &base_refs), Some(new.clone()));
+            let fresh = new.iter().filter(|x| !base.contains(x)).count();
+            prop_assert_eq!(new_count(&pieces), fresh, "only items missing from the base are kept");
+        }
+    }
+
+    #[test]
+    fn a_list_with_one_change_is_two_runs_and_the_change() {
+        let base: Vec<u32> = (0..100).collect();
+        let refs: Vec<&u32> = base.iter().collect();
+        let mut new = base.clone();
+        new[40] = 1_000;
+        let p = encode(
+            &new,
+            &refs,
+            |a, b| a == b,
+            |x| base.iter().position(|b| b == x),
+        );
+        assert!(
+            matches!(
+                p.as_slice(),
+                [Piece::Base(0, 40), Piece::New(1_000), Piece::Base(41, 59)]
+            ),
+            "{p:?}"
+        );
+        assert_eq!(
+            decode(&p, &refs[..50]),
+            None,
+            "a base shorter than the runs is refused"
+        );
+    }
+}
