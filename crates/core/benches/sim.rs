@@ -101,6 +101,27 @@ fn bench(c: &mut Criterion) {
             ms[ms.len() - 1]
         );
     }
+    // The worst seek into each gap between snapshots: to just before the next snapshot, which
+    // replays the whole gap.
+    let mut whole: Vec<f64> = times
+        .windows(2)
+        .map(|w| {
+            tl.seek((w[0] + 1_800_000) % 3_600_000);
+            let a = Instant::now();
+            tl.seek(w[1] - 1);
+            a.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    whole.sort_by(f64::total_cmp);
+    eprintln!(
+        "seek to the end of each of the {} gaps (the worst seek into each): median {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        whole.len(),
+        whole[whole.len() / 2],
+        whole[whole.len() * 95 / 100],
+        whole[whole.len() - 1]
+    );
+    let (syncs, bytes, hits) = tl.memo_stats();
+    eprintln!("replay memo: {syncs} controller syncs kept (~{:.0} MB), {hits} taken by replays", bytes as f64 / 1e6);
     g.bench_function("seek-in-1h-run/1000-pods", |b| {
         b.iter(|| {
             tl.seek(next_target(&mut k));
