@@ -63,12 +63,7 @@ fn decode<T: Clone>(pieces: &[Piece<T>], base: &[&T]) -> Option<Vec<T>> {
 }
 
 /// `new` as pieces over `base`: `find` gives the index in `base` of an item equal to one of `new`.
-fn encode<T: Clone>(
-    new: &[T],
-    base: &[&T],
-    same: impl Fn(&T, &T) -> bool,
-    find: impl Fn(&T) -> Option<usize>,
-) -> Vec<Piece<T>> {
+fn encode<T: Clone>(new: &[T], base: &[&T], same: impl Fn(&T, &T) -> bool, find: impl Fn(&T) -> Option<usize>) -> Vec<Piece<T>> {
     let mut out: Vec<Piece<T>> = Vec::new();
     for x in new {
         // The next item of the current run, else wherever it is.
@@ -97,7 +92,8 @@ fn new_count<T>(p: &[Piece<T>]) -> usize {
 #[derive(Clone, Debug)]
 struct EndpointsEntry {
     verb: &'static str,
-    metadata: ObjectMeta,
+    /// `None`: the replaced object's.
+    metadata: Option<ObjectMeta>,
     subsets: Option<Vec<SubsetEntry>>,
     cause: String,
 }
@@ -111,42 +107,38 @@ struct SubsetEntry {
     ports: Option<Vec<EndpointPort>>,
 }
 
-fn endpoints_base<'a>(inf: &'a Informer, key: &str) -> Vec<&'a Arc<EndpointAddress>> {
+fn endpoints_obj<'a>(inf: &'a Informer, key: &str) -> Option<&'a SharedEndpoints> {
     match inf.get(Kind::Endpoints, key).map(|o| &**o) {
-        Some(Obj::Endpoints(e)) => e
-            .subsets
-            .iter()
-            .flatten()
-            .flat_map(|s| {
-                s.addresses
-                    .iter()
-                    .flatten()
-                    .chain(s.not_ready_addresses.iter().flatten())
-            })
-            .collect(),
-        _ => Vec::new(),
+        Some(Obj::Endpoints(e)) => Some(e),
+        _ => None,
     }
+}
+
+/// Every address of an Endpoints object, subset by subset, ready then not ready.
+fn endpoints_base(e: Option<&SharedEndpoints>) -> Vec<&Arc<EndpointAddress>> {
+    e.iter()
+        .flat_map(|e| e.subsets.iter().flatten())
+        .flat_map(|s| s.addresses.iter().flatten().chain(s.not_ready_addresses.iter().flatten()))
+        .collect()
 }
 
 /// A slice written, over the slice of the same name in the informer.
 #[derive(Clone, Debug)]
 struct SliceEntry {
-    metadata: ObjectMeta,
+    /// The informer key of the slice it replaces (its own name), if it has a name.
+    base: Option<String>,
+    /// `None`: the replaced slice's.
+    metadata: Option<ObjectMeta>,
     address_type: String,
-    ports: Option<Vec<k8s_openapi::api::discovery::v1::EndpointPort>>,
+    /// `None`: the replaced slice's.
+    ports: Option<Option<Vec<k8s_openapi::api::discovery::v1::EndpointPort>>>,
     endpoints: Option<Vec<Piece<Endpoint>>>,
 }
 
-fn slice_base<'a>(inf: &'a Informer, meta: &ObjectMeta) -> Vec<&'a Endpoint> {
-    if meta.name.as_deref().unwrap_or("").is_empty() {
-        return Vec::new();
-    }
-    match inf
-        .get(Kind::EndpointSlice, &super::api::key_of(meta))
-        .map(|o| &**o)
-    {
-        Some(Obj::EndpointSlice(s)) => s.endpoints.iter().flatten().collect(),
-        _ => Vec::new(),
+fn slice_obj<'a>(inf: &'a Informer, key: Option<&str>) -> Option<&'a EndpointSlice> {
+    match inf.get(Kind::EndpointSlice, key?).map(|o| &**o) {
+        Some(Obj::EndpointSlice(s)) => Some(s),
+        _ => None,
     }
 }
 
@@ -217,22 +209,12 @@ impl MemoHandle {
 
     /// Entries held, their rough bytes, and the outcomes taken so far.
     pub fn stats(&self) -> (usize, usize, u64) {
-        self.0
-            .as_ref()
-            .and_then(|m| m.lock().ok().map(|m| (m.syncs.len(), m.bytes, m.hits)))
-            .unwrap_or((0, 0, 0))
+        self.0.as_ref().and_then(|m| m.lock().ok().map(|m| (m.syncs.len(), m.bytes, m.hits))).unwrap_or((0, 0, 0))
     }
 
     /// The outcome recorded for this sync, rebuilt over the informer's objects, if the run is where
     /// it was when it was recorded.
-    pub fn lookup(
-        &self,
-        handled: u64,
-        now: u64,
-        hash: u64,
-        key: &str,
-        inf: &Informer,
-    ) -> Option<SyncOutcome> {
+    pub fn lookup(&self, handled: u64, now: u64, hash: u64, key: &str, inf: &Informer) -> Option<SyncOutcome> {
         let mut m = self.0.as_ref()?.lock().ok()?;
         let e = m.syncs.get(&handled)?;
         if e.now != now || e.hash != hash || e.key != key {
@@ -241,7 +223,8 @@ impl MemoHandle {
         let endpoints = match &e.endpoints {
             None => None,
             Some(w) => {
-                let base = endpoints_base(inf, key);
+                let current = endpoints_obj(inf, key);
+                let base = endpoints_base(current);
                 let list = |p: &AddrPieces| -> Option<Option<Vec<Arc<EndpointAddress>>>> {
                     match p {
                         None => Some(None),
@@ -263,7 +246,10 @@ impl MemoHandle {
                 Some((
                     w.verb,
                     SharedEndpoints {
-                        metadata: w.metadata.clone(),
+                        metadata: match &w.metadata {
+                            Some(m) => m.clone(),
+                            None => current?.metadata.clone(),
+                        },
                         subsets,
                     },
                     w.cause.clone(),
@@ -277,64 +263,47 @@ impl MemoHandle {
                 let mut calls = Vec::with_capacity(r.calls.len());
                 for c in &r.calls {
                     let s = &c.slice;
+                    let old = slice_obj(inf, s.base.as_deref());
+                    let base: Vec<&Endpoint> = old.iter().flat_map(|o| o.endpoints.iter().flatten()).collect();
                     let endpoints = match &s.endpoints {
                         None => None,
-                        Some(p) => Some(decode(p, &slice_base(inf, &s.metadata))?),
+                        Some(p) => Some(decode(p, &base)?),
                     };
                     calls.push(ApiCall {
                         verb: c.verb,
                         cause: c.cause.clone(),
                         slice: EndpointSlice {
-                            metadata: s.metadata.clone(),
+                            metadata: match &s.metadata {
+                                Some(m) => m.clone(),
+                                None => old?.metadata.clone(),
+                            },
                             address_type: s.address_type.clone(),
-                            ports: s.ports.clone(),
+                            ports: match &s.ports {
+                                Some(p) => p.clone(),
+                                None => old?.ports.clone(),
+                            },
                             endpoints,
                         },
                     });
                 }
-                Some(Some(ReconcileResult {
-                    calls,
-                    events: r.events.clone(),
-                    errors: r.errors.clone(),
-                    metrics: Vec::new(),
-                }))
+                Some(Some(ReconcileResult { calls, events: r.events.clone(), errors: r.errors.clone(), metrics: Vec::new() }))
             }
         };
-        let o = SyncOutcome {
-            walked: e.walked,
-            endpoints,
-            result,
-            topology: e.topology.clone(),
-        };
+        let o = SyncOutcome { walked: e.walked, endpoints, result, topology: e.topology.clone() };
         m.hits += 1;
         Some(o)
     }
 
     /// Keep what this sync decided (`inf` as it was when the sync ran).
-    pub fn record(
-        &self,
-        handled: u64,
-        now: u64,
-        hash: u64,
-        key: &str,
-        inf: &Informer,
-        o: &SyncOutcome,
-    ) {
+    pub fn record(&self, handled: u64, now: u64, hash: u64, key: &str, inf: &Informer, o: &SyncOutcome) {
         let Some(m) = &self.0 else { return };
-        let mut bytes = META_BYTES;
+        let mut bytes = 8 * PIECE_BYTES;
         let endpoints = o.endpoints.as_ref().map(|(verb, obj, cause)| {
-            let base = endpoints_base(inf, key);
-            let index: FxHashMap<*const EndpointAddress, usize> = base
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (Arc::as_ptr(a), i))
-                .collect();
+            let current = endpoints_obj(inf, key);
+            let base = endpoints_base(current);
+            let index: FxHashMap<*const EndpointAddress, usize> = base.iter().enumerate().map(|(i, a)| (Arc::as_ptr(a), i)).collect();
             let list = |v: &Option<Vec<Arc<EndpointAddress>>>| {
-                v.as_ref().map(|v| {
-                    encode(v, &base, Arc::ptr_eq, |a| {
-                        index.get(&Arc::as_ptr(a)).copied()
-                    })
-                })
+                v.as_ref().map(|v| encode(v, &base, Arc::ptr_eq, |a| index.get(&Arc::as_ptr(a)).copied()))
             };
             let subsets = obj.subsets.as_ref().map(|ss| {
                 ss.iter()
@@ -350,13 +319,11 @@ impl MemoHandle {
                     bytes += p.len() * PIECE_BYTES + new_count(p) * ENDPOINT_BYTES;
                 }
             }
-            bytes += META_BYTES;
-            EndpointsEntry {
-                verb,
-                metadata: obj.metadata.clone(),
-                subsets,
-                cause: cause.clone(),
+            let same_meta = current.is_some_and(|c| c.metadata == obj.metadata);
+            if !same_meta {
+                bytes += META_BYTES;
             }
+            EndpointsEntry { verb, metadata: (!same_meta).then(|| obj.metadata.clone()), subsets, cause: cause.clone() }
         });
         let result = o.result.as_ref().map(|r| {
             r.as_ref().map(|r| {
@@ -364,59 +331,47 @@ impl MemoHandle {
                     .calls
                     .iter()
                     .map(|c| {
-                        let base = slice_base(inf, &c.slice.metadata);
+                        let name = c.slice.metadata.name.as_deref().unwrap_or("");
+                        let base_key = (!name.is_empty()).then(|| super::api::key_of(&c.slice.metadata));
+                        let old = slice_obj(inf, base_key.as_deref());
+                        let base: Vec<&Endpoint> = old.iter().flat_map(|o| o.endpoints.iter().flatten()).collect();
                         let mut index: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
                         for (i, ep) in base.iter().enumerate() {
-                            index
-                                .entry(ep.addresses.first().map_or("", String::as_str))
-                                .or_default()
-                                .push(i);
+                            index.entry(ep.addresses.first().map_or("", String::as_str)).or_default().push(i);
                         }
                         let find = |ep: &Endpoint| {
                             let at = index.get(ep.addresses.first().map_or("", String::as_str))?;
                             at.iter().copied().find(|&j| *base[j] == *ep)
                         };
-                        let endpoints = c
-                            .slice
-                            .endpoints
-                            .as_ref()
-                            .map(|v| encode(v, &base, |a, b| a == b, find));
+                        let endpoints = c.slice.endpoints.as_ref().map(|v| encode(v, &base, |a, b| a == b, find));
                         if let Some(p) = &endpoints {
                             bytes += p.len() * PIECE_BYTES + new_count(p) * ENDPOINT_BYTES;
                         }
-                        bytes += META_BYTES;
+                        let same_meta = old.is_some_and(|o| o.metadata == c.slice.metadata);
+                        let same_ports = old.is_some_and(|o| o.ports == c.slice.ports);
+                        if !same_meta {
+                            bytes += META_BYTES;
+                        }
                         CallEntry {
                             verb: c.verb,
                             cause: c.cause.clone(),
                             slice: SliceEntry {
-                                metadata: c.slice.metadata.clone(),
+                                base: base_key,
+                                metadata: (!same_meta).then(|| c.slice.metadata.clone()),
                                 address_type: c.slice.address_type.clone(),
-                                ports: c.slice.ports.clone(),
+                                ports: (!same_ports).then(|| c.slice.ports.clone()),
                                 endpoints,
                             },
                         }
                     })
                     .collect();
-                ResultEntry {
-                    calls,
-                    events: r.events.clone(),
-                    errors: r.errors.clone(),
-                }
+                ResultEntry { calls, events: r.events.clone(), errors: r.errors.clone() }
             })
         });
         if o.topology.is_some() {
             bytes += META_BYTES;
         }
-        let e = Entry {
-            now,
-            hash,
-            key: key.to_string(),
-            walked: o.walked,
-            endpoints,
-            result,
-            topology: o.topology.clone(),
-            bytes,
-        };
+        let e = Entry { now, hash, key: key.to_string(), walked: o.walked, endpoints, result, topology: o.topology.clone(), bytes };
         let Ok(mut m) = m.lock() else { return };
         if let Some(old) = m.syncs.insert(handled, e) {
             m.bytes -= old.bytes;
@@ -459,23 +414,8 @@ mod tests {
         let refs: Vec<&u32> = base.iter().collect();
         let mut new = base.clone();
         new[40] = 1_000;
-        let p = encode(
-            &new,
-            &refs,
-            |a, b| a == b,
-            |x| base.iter().position(|b| b == x),
-        );
-        assert!(
-            matches!(
-                p.as_slice(),
-                [Piece::Base(0, 40), Piece::New(1_000), Piece::Base(41, 59)]
-            ),
-            "{p:?}"
-        );
-        assert_eq!(
-            decode(&p, &refs[..50]),
-            None,
-            "a base shorter than the runs is refused"
-        );
+        let p = encode(&new, &refs, |a, b| a == b, |x| base.iter().position(|b| b == x));
+        assert!(matches!(p.as_slice(), [Piece::Base(0, 40), Piece::New(1_000), Piece::Base(41, 59)]), "{p:?}");
+        assert_eq!(decode(&p, &refs[..50]), None, "a base shorter than the runs is refused");
     }
 }

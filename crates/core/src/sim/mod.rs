@@ -589,6 +589,9 @@ impl Sim {
     /// controllers costs about 25 ordinary events).
     pub(crate) const PODS_PER_WORK: u64 = 40;
 
+    /// The work of a controller sync a replay takes from the memo (rebuilding the objects written).
+    const MEMO_SYNC_WORK: u64 = 4;
+
     /// Process one event. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
         let Some(Pending { key: Reverse((t, _, _)), ev }) = self.queue.pop() else { return false };
@@ -955,14 +958,14 @@ impl Sim {
                 o
             }
         };
-        self.controller.reconciler.options.max_endpoints_per_slice = self.config.max_endpoints_per_slice;
         if let Some(t) = o.topology {
             self.controller.reconciler.topology = t;
         }
         let walked = o.walked;
         let endpoints_write = o.endpoints.map(|(verb, obj, cause)| Ev::Write(Box::new((verb, Obj::Endpoints(obj), "endpoints-controller", cause))));
         let result = o.result;
-        self.work += walked / Self::PODS_PER_WORK;
+        // A replay takes a memoized sync's outcome in about what a few ordinary events cost.
+        self.work += if self.memo.enabled() { Self::MEMO_SYNC_WORK } else { walked / Self::PODS_PER_WORK };
         // The Endpoints write first, then the slices' (the order the two controllers' work is queued in).
         if let Some(ev) = endpoints_write {
             let at = self.now + self.config.api_latency_ms;
