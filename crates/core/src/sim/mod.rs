@@ -410,7 +410,8 @@ pub struct Sim {
     pub handled: u64,
     /// The work a replay from the start would redo, in units of about one ordinary event: each
     /// event is one, and a controller or workload sync, which walks every Pod, counts more as the
-    /// cluster grows (at 1,000 Pods a controller sync costs about what 25 other events do). The
+    /// cluster grows (at 1,000 Pods a controller sync costs about what 25 other events do), except
+    /// that in a timeline a controller sync counts a few (replays take it from the memo). The
     /// timeline spaces its snapshots by it, so every stretch between two costs about the same to
     /// replay. Not part of the trace.
     pub work: u64,

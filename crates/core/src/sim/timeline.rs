@@ -1,4 +1,6 @@
-//! The timeline: a run you can seek in, backwards too. Snapshots of the whole simulation are taken
+//! The timeline: a run you can seek in, backwards too. Its copies of the simulation share a replay
+//! memo (`memo.rs`): a replay takes each controller sync's outcome from it instead of walking every
+//! Pod again. Snapshots of the whole simulation are taken
 //! at intervals of work (`Sim::work`: events, a sync that walks every Pod counting for more; not
 //! virtual time: a rollout or a start-up packs many times the work of a quiet stretch into a
 //! second, and a replay's cost follows the work); seeking
@@ -46,7 +48,8 @@ impl Timeline {
 
     /// The cap on sparse snapshots below 2,000 Pods. At 256, a 1-hour run at 1,000 Pods keeps one
     /// every ~14 s on average (closer in its start-up and its rollout, which pack more events into a
-    /// second), ~1.5 MB each of its own, so a seek replays at most ~2,000 events (about 45 ms here).
+    /// second), ~1.6 MB each of its own, so a seek replays at most ~2,500 events; with the controller
+    /// syncs taken from the replay memo (`memo.rs`) that is at most ~30-40 ms on a slow 2-core machine.
     pub const MAX_SNAPSHOTS: usize = 256;
 
     /// Work between the first snapshots (about 5 s of a busy 1,000-Pod cluster: ~500 events and
