@@ -325,8 +325,8 @@ fn watch_bytes_are_the_same_whether_address_lengths_were_remembered_or_counted_a
     assert_eq!(sim.trace_hash(), copy.trace_hash());
 }
 
-/// A replay takes the controllers' decisions from the timeline's memo, and they are the decisions
-/// the controllers make: over every built-in scenario (topology hints, two families, truncated
+/// A replay takes the controllers' decisions (and the workloads' plans) from the timeline's memo,
+/// and they are the decisions the controllers make: over every built-in scenario (topology hints, two families, truncated
 /// Endpoints, node loss, a rollout, selector-less Services), seeks back replay from snapshots, the
 /// memo is used, the run lands on the straight run's state, and no check found a difference (debug
 /// builds compute every outcome taken from the memo too, and record a violation if they differ).

@@ -3,6 +3,9 @@
 //! computing it again. A sync of both controllers walks every selected Pod (about 1 ms at 1,000 Pods)
 //! and is about half of a replay's time; taking its outcome from here costs a few microseconds.
 //!
+//! Workload syncs (the Deployment controller's plan: Pods to create and to delete) are kept the
+//! same way.
+//!
 //! Only a timeline records and reads it; a bare `Sim` runs every sync. An entry is keyed by the
 //! event's number and holds the time, the Service and the trace hash at that moment: the run is
 //! deterministic, so the same number, time and trace hash mean the same history and the same state,
@@ -171,9 +174,36 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Memo {
     syncs: BTreeMap<u64, Entry>,
+    /// What workload syncs decided, the same way.
+    plans: BTreeMap<u64, PlanEntry>,
     bytes: usize,
     /// Outcomes taken from the memo so far.
     hits: u64,
+}
+
+impl Memo {
+    fn recount(&mut self) {
+        self.bytes = self.syncs.values().map(|e| e.bytes).sum::<usize>() + self.plans.values().map(|e| e.bytes).sum::<usize>();
+    }
+}
+
+/// A workload sync's plan, with what identifies the moment it was made.
+#[derive(Clone, Debug)]
+struct PlanEntry {
+    now: u64,
+    hash: u64,
+    workload: String,
+    plan: WorkloadPlan,
+    bytes: usize,
+}
+
+/// What one workload sync decided: Pods to create (and why), Pods to delete gracefully (and why).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct WorkloadPlan {
+    pub create: usize,
+    pub create_cause: String,
+    pub delete: Vec<String>,
+    pub delete_cause: String,
 }
 
 /// The memo a timeline's copies of the simulation share (none for a bare `Sim`).
@@ -201,8 +231,9 @@ impl MemoHandle {
     pub fn forget_from(&self, at: u64) {
         if let Some(m) = &self.0 {
             if let Ok(mut m) = m.lock() {
-                m.syncs.retain(|_, e| e.now < at);
-                m.bytes = m.syncs.values().map(|e| e.bytes).sum();
+                                m.syncs.retain(|_, e| e.now < at);
+                m.plans.retain(|_, e| e.now < at);
+                m.recount();
             }
         }
     }
@@ -294,6 +325,30 @@ impl MemoHandle {
         Some(o)
     }
 
+        /// The plan recorded for this workload sync, if the run is where it was when it was recorded.
+    pub fn lookup_plan(&self, handled: u64, now: u64, hash: u64, workload: &str) -> Option<WorkloadPlan> {
+        let mut m = self.0.as_ref()?.lock().ok()?;
+        let e = m.plans.get(&handled)?;
+        if e.now != now || e.hash != hash || e.workload != workload {
+            return None;
+        }
+        let plan = e.plan.clone();
+        m.hits += 1;
+        Some(plan)
+    }
+
+    /// Keep what this workload sync decided.
+    pub fn record_plan(&self, handled: u64, now: u64, hash: u64, workload: &str, plan: &WorkloadPlan) {
+        let Some(m) = &self.0 else { return };
+        let Ok(mut m) = m.lock() else { return };
+        let bytes = 4 * PIECE_BYTES + plan.create_cause.len() + plan.delete_cause.len() + plan.delete.iter().map(|k| k.len() + PIECE_BYTES).sum::<usize>();
+        let e = PlanEntry { now, hash, workload: workload.to_string(), plan: plan.clone(), bytes };
+        if let Some(old) = m.plans.insert(handled, e) {
+            m.bytes -= old.bytes;
+        }
+        m.bytes += bytes;
+    }
+
     /// Keep what this sync decided (`inf` as it was when the sync ran).
     pub fn record(&self, handled: u64, now: u64, hash: u64, key: &str, inf: &Informer, o: &SyncOutcome) {
         let Some(m) = &self.0 else { return };
@@ -380,11 +435,15 @@ impl MemoHandle {
         if m.bytes > BUDGET {
             // Every other entry goes: the ones left are still spread over the whole run.
             let mut keep = false;
-            m.syncs.retain(|_, _| {
+                        m.syncs.retain(|_, _| {
                 keep = !keep;
                 keep
             });
-            m.bytes = m.syncs.values().map(|e| e.bytes).sum();
+            m.plans.retain(|_, _| {
+                keep = !keep;
+                keep
+            });
+            m.recount();
         }
     }
 }

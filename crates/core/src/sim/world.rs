@@ -386,22 +386,32 @@ pub(crate) fn request_workload_sync(sim: &mut Sim, wl: &str) {
     }
 }
 
-/// What one workload sync decided: pods to create (and why), pods to delete gracefully (and why).
-struct WorkloadPlan {
-    create: usize,
-    create_cause: String,
-    delete: Vec<String>,
-    delete_cause: String,
-}
+use super::memo::WorkloadPlan;
 
 /// The ReplicaSet/Deployment controllers in one: keep `replicas` pods, rolling out a new version
 /// within maxSurge / maxUnavailable.
 pub(crate) fn workload_sync(sim: &mut Sim, wl: &str) {
     sim.world.sync_pending.remove(wl);
     let Some(rt) = sim.world.workloads.get(wl) else { return };
-    let plan = plan_workload(sim, wl, rt);
-    // Walking the Pods costs about a fifth of what a controller sync's two walks do.
-    sim.work += sim.world.pods.len() as u64 / (5 * Sim::PODS_PER_WORK);
+    // In a timeline, a replay takes the plan from the memo (debug builds check it against the plan).
+    let plan = match sim.memo.lookup_plan(sim.handled, sim.now, sim.hash, wl) {
+        Some(plan) => {
+            #[cfg(debug_assertions)]
+            if plan_workload(sim, wl, rt) != plan {
+                let t = sim.now;
+                sim.violations.push(format!("t={t} the replay memo's plan for workload {wl} differs from the plan itself"));
+            }
+            plan
+        }
+        None => {
+            let plan = plan_workload(sim, wl, rt);
+            sim.memo.record_plan(sim.handled, sim.now, sim.hash, wl, &plan);
+            plan
+        }
+    };
+    // Walking the Pods costs about a fifth of what a controller sync's two walks do; a plan taken
+    // from the memo about one ordinary event.
+    sim.work += if sim.memo.enabled() { 1 } else { sim.world.pods.len() as u64 / (5 * Sim::PODS_PER_WORK) };
     for _ in 0..plan.create {
         create_pod(sim, wl, &plan.create_cause);
     }
