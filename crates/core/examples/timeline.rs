@@ -68,7 +68,8 @@ fn main() {
             rows.push((a.elapsed().as_secs_f64() * 1e3, w[0], tl.current.handled - e0, tl.current.work - w0));
         }
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (ms, at, ev, wk) in rows.iter().skip(rows.len().saturating_sub(12)) {
+        let show = std::env::var("ALLGAPS").map_or(12, |_| rows.len());
+        for (ms, at, ev, wk) in rows.iter().skip(rows.len().saturating_sub(show)) {
             eprintln!("gap from {:>7.1} s: {ev:>5} events, work {wk:>5}, {ms:>5.1} ms ({:.1} us/work)", *at as f64 / 1e3, ms * 1e3 / *wk as f64);
         }
         let per: Vec<f64> = rows.iter().map(|r| r.0 * 1e3 / r.3.max(1) as f64).collect();

@@ -27,8 +27,7 @@ use crate::controller::topology::TopologyCache;
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::sync::{Arc, Mutex};
 
 /// What one controller sync of a Service with a selector decided.
@@ -45,7 +44,8 @@ pub(crate) struct SyncOutcome {
 }
 
 /// A piece of a list: a run of the replaced object's items, or a new item.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug))]
 enum Piece<T> {
     Base(u32, u32),
     New(T),
@@ -92,7 +92,7 @@ fn new_count<T>(p: &[Piece<T>]) -> usize {
 }
 
 /// An Endpoints object written, over the one in the informer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct EndpointsEntry {
     verb: &'static str,
     /// `None`: the replaced object's.
@@ -103,7 +103,7 @@ struct EndpointsEntry {
 
 type AddrPieces = Option<Vec<Piece<Arc<EndpointAddress>>>>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct SubsetEntry {
     addresses: AddrPieces,
     not_ready_addresses: AddrPieces,
@@ -126,7 +126,7 @@ fn endpoints_base(e: Option<&SharedEndpoints>) -> Vec<&Arc<EndpointAddress>> {
 }
 
 /// A slice written, over the slice of the same name in the informer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct SliceEntry {
     /// The informer key of the slice it replaces (its own name), if it has a name.
     base: Option<String>,
@@ -138,6 +138,11 @@ struct SliceEntry {
     endpoints: Option<Vec<Piece<Endpoint>>>,
 }
 
+/// An endpoint's first address ("" if none).
+fn first(ep: &Endpoint) -> &str {
+    ep.addresses.first().map_or("", String::as_str)
+}
+
 fn slice_obj<'a>(inf: &'a Informer, key: Option<&str>) -> Option<&'a EndpointSlice> {
     match inf.get(Kind::EndpointSlice, key?).map(|o| &**o) {
         Some(Obj::EndpointSlice(s)) => Some(s),
@@ -145,21 +150,21 @@ fn slice_obj<'a>(inf: &'a Informer, key: Option<&str>) -> Option<&'a EndpointSli
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct CallEntry {
     verb: Verb,
     cause: Cause,
     slice: SliceEntry,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct ResultEntry {
     calls: Vec<CallEntry>,
     events: Vec<Event>,
     errors: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Entry {
     now: u64,
     hash: u64,
@@ -171,11 +176,11 @@ struct Entry {
     bytes: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Memo {
-    syncs: BTreeMap<u64, Entry>,
+    syncs: VecMap<u64, Entry>,
     /// What workload syncs decided, the same way.
-    plans: BTreeMap<u64, PlanEntry>,
+    plans: VecMap<u64, PlanEntry>,
     bytes: usize,
     /// Outcomes taken from the memo so far.
     hits: u64,
@@ -188,7 +193,7 @@ impl Memo {
 }
 
 /// A workload sync's plan, with what identifies the moment it was made.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct PlanEntry {
     now: u64,
     hash: u64,
@@ -207,8 +212,15 @@ pub(crate) struct WorkloadPlan {
 }
 
 /// The memo a timeline's copies of the simulation share (none for a bare `Sim`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct MemoHandle(Option<Arc<Mutex<Memo>>>);
+
+impl std::fmt::Debug for MemoHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (syncs, bytes, hits) = self.stats();
+        write!(f, "MemoHandle {{ enabled: {}, syncs: {syncs}, bytes: {bytes}, hits: {hits} }}", self.enabled())
+    }
+}
 
 /// Bytes the memo may hold: an hour at 1,000 Pods keeps ~20 MB.
 const BUDGET: usize = 64 << 20;
@@ -356,9 +368,11 @@ impl MemoHandle {
         let endpoints = o.endpoints.as_ref().map(|(verb, obj, cause)| {
             let current = endpoints_obj(inf, key);
             let base = endpoints_base(current);
-            let index: FxHashMap<*const EndpointAddress, usize> = base.iter().enumerate().map(|(i, a)| (Arc::as_ptr(a), i)).collect();
+            // Each address's place in the old object, by pointer (sorted for binary search).
+            let mut index: Vec<(*const EndpointAddress, usize)> = base.iter().enumerate().map(|(i, a)| (Arc::as_ptr(a), i)).collect();
+            index.sort_unstable();
             let list = |v: &Option<Vec<Arc<EndpointAddress>>>| {
-                v.as_ref().map(|v| encode(v, &base, Arc::ptr_eq, |a| index.get(&Arc::as_ptr(a)).copied()))
+                v.as_ref().map(|v| encode(v, &base, Arc::ptr_eq, |a| index.binary_search_by_key(&Arc::as_ptr(a), |e| e.0).ok().map(|k| index[k].1)))
             };
             let subsets = obj.subsets.as_ref().map(|ss| {
                 ss.iter()
@@ -390,13 +404,12 @@ impl MemoHandle {
                         let base_key = (!name.is_empty()).then(|| super::api::key_of(&c.slice.metadata));
                         let old = slice_obj(inf, base_key.as_deref());
                         let base: Vec<&Endpoint> = old.iter().flat_map(|o| o.endpoints.iter().flatten()).collect();
-                        let mut index: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
-                        for (i, ep) in base.iter().enumerate() {
-                            index.entry(ep.addresses.first().map_or("", String::as_str)).or_default().push(i);
-                        }
+                        // The old endpoints by first address (sorted for binary search).
+                        let mut index: Vec<(&str, usize)> = base.iter().enumerate().map(|(i, ep)| (first(ep), i)).collect();
+                        index.sort_unstable();
                         let find = |ep: &Endpoint| {
-                            let at = index.get(ep.addresses.first().map_or("", String::as_str))?;
-                            at.iter().copied().find(|&j| *base[j] == *ep)
+                            let from = index.partition_point(|e| e.0 < first(ep));
+                            index[from..].iter().take_while(|e| e.0 == first(ep)).map(|e| e.1).find(|&j| *base[j] == *ep)
                         };
                         let endpoints = c.slice.endpoints.as_ref().map(|v| encode(v, &base, |a, b| a == b, find));
                         if let Some(p) = &endpoints {
